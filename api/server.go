@@ -1,0 +1,322 @@
+// Package api serves Qencode's transcoding API on top of the engine: form
+// and JSON decoding, numbers that arrive as strings, the {"query": {...}}
+// wrapper, error codes and messages, status JSON and the URLs built from the
+// public base URL. Nothing outside this package knows a Qencode field name.
+//
+// Every reply is HTTP 200 with a JSON body whose integer "error" is 0 on
+// success: Qencode's Node SDK retries any non-2xx reply for a minute.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/thumbd/thumbd/engine"
+)
+
+// Engine is what the API needs of the engine.
+type Engine interface {
+	NewSession(apiKey string) (token string, expires time.Time, err error)
+	CreateTask(accessToken string) (string, error)
+	Start(taskToken string, spec engine.Spec) error
+	Status(taskToken string) (engine.Snapshot, error)
+}
+
+// Files serves files thumbd keeps itself. storage.Local implements it.
+type Files interface {
+	Open(name string) (*os.File, error)
+}
+
+// Config is what a Server needs.
+type Config struct {
+	Engine    Engine
+	Files     Files
+	PublicURL string // base URL clients reach this server at; empty: taken from each request's Host
+	Logger    *slog.Logger
+	// Ready reports whether the server can do work (ffmpeg found, data
+	// directory writable); nil means always ready.
+	Ready func(ctx context.Context) error
+}
+
+// Server is the HTTP face of thumbd.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New builds a Server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	return &Server{cfg: cfg, log: cfg.Logger}
+}
+
+// maxBody bounds a request body.
+const maxBody = 4 << 20
+
+// Handler returns the router.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.CleanPath, middleware.StripSlashes, middleware.Recoverer, s.logRequests)
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", s.readyz)
+	r.Group(func(r chi.Router) {
+		method := func(p string, h handler) {
+			r.Post(p, s.adapt(h))
+			r.Get(p, s.adapt(h))
+		}
+		method("/v1/access_token", s.accessToken)
+		method("/v1/create_task", s.createTask)
+		method("/v1/create_token", s.createTask) // the name Qencode's thumbnail docs print
+		method("/v1/start_encode2", s.startEncode2)
+		method("/v1/start_encode", s.startEncode)
+		method("/v1/status", s.status)
+	})
+	r.Get("/storage/*", s.serveFile)
+	r.Head("/storage/*", s.serveFile)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorReply{Error: codeInternal, Message: "no such API method: " + r.URL.Path})
+	})
+	return r
+}
+
+// handler is an API method: it returns the reply value or an error that
+// adapt renders in Qencode's envelope.
+type handler func(r *http.Request, form url.Values) (any, error)
+
+// adapt turns a handler into an http.HandlerFunc. It is the one place that
+// renders API errors.
+func (s *Server) adapt(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		form, err := readForm(r)
+		var v any
+		if err == nil {
+			v, err = h(r, form)
+		}
+		if err != nil {
+			e := toError(err)
+			if e.Code == codeInternal {
+				s.log.Error("internal error", "path", r.URL.Path, "err", err)
+			}
+			v = errorReply{Error: e.Code, Message: e.Message}
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// readForm collects a request's fields from its query string and from a
+// form-encoded or JSON body.
+func readForm(r *http.Request) (url.Values, error) {
+	r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/json" {
+		form := r.URL.Query()
+		var m map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil && !errors.Is(err, io.EOF) {
+			return nil, errorf(codeFieldRequired, "request body is not valid JSON: %v", err)
+		}
+		for k, v := range m {
+			switch x := v.(type) {
+			case string:
+				form.Add(k, x)
+			case []any:
+				for _, e := range x {
+					if s, ok := e.(string); ok {
+						form.Add(k, s)
+					}
+				}
+			default: // a query given as an object rather than a string
+				b, _ := json.Marshal(x)
+				form.Add(k, string(b))
+			}
+		}
+		return form, nil
+	}
+	if err := r.ParseForm(); err != nil {
+		return nil, errorf(codeFieldRequired, "request body is not a valid form: %v", err)
+	}
+	return r.Form, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// base is the public URL of this server for a request.
+func (s *Server) base(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+		scheme = p
+	}
+	return scheme + "://" + r.Host
+}
+
+func (s *Server) accessToken(r *http.Request, form url.Values) (any, error) {
+	key := strings.TrimSpace(form.Get("api_key"))
+	if key == "" {
+		return nil, errorf(codeBadAPIKey, "api_key is required")
+	}
+	token, exp, err := s.cfg.Engine.NewSession(key)
+	if err != nil {
+		return nil, err
+	}
+	return tokenReply{Token: token, Expire: exp.UTC().Format("2006-01-02T15:04:05")}, nil
+}
+
+func (s *Server) createTask(r *http.Request, form url.Values) (any, error) {
+	token := strings.TrimSpace(form.Get("token"))
+	if token == "" {
+		return nil, errorf(codeBadToken, "token is required: get one from /v1/access_token")
+	}
+	tt, err := s.cfg.Engine.CreateTask(token)
+	if err != nil {
+		return nil, err
+	}
+	return createTaskReply{TaskToken: tt, UploadURL: s.base(r) + "/v1/upload_file"}, nil
+}
+
+// maxPayload is the longest payload Qencode accepts.
+const maxPayload = 1000
+
+func (s *Server) startEncode2(r *http.Request, form url.Values) (any, error) {
+	tt := strings.TrimSpace(form.Get("task_token"))
+	if tt == "" {
+		return nil, errorf(codeBadToken, "task_token is required: get one from /v1/create_task")
+	}
+	payload := form.Get("payload")
+	if len([]rune(payload)) > maxPayload {
+		return nil, errorf(codeBadPayload, "payload is longer than %d characters", maxPayload)
+	}
+	if _, ok := form["query"]; !ok {
+		return nil, errorf(codeQueryRequired, "query field is required")
+	}
+	spec, err := decodeQuery(form.Get("query"))
+	if err != nil {
+		return nil, err
+	}
+	spec.Payload = payload
+	if err := s.cfg.Engine.Start(tt, spec); err != nil {
+		return nil, err
+	}
+	return startReply{StatusURL: s.base(r) + "/v1/status"}, nil
+}
+
+func (s *Server) startEncode(r *http.Request, form url.Values) (any, error) {
+	return nil, errorf(11, "profiles are not supported by thumbd: use /v1/start_encode2 with a query")
+}
+
+func (s *Server) status(r *http.Request, form url.Values) (any, error) {
+	var tokens []string
+	for _, k := range []string{"task_tokens[]", "task_tokens", "task_token"} {
+		for _, v := range form[k] {
+			for _, t := range strings.Split(v, ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					tokens = append(tokens, t)
+				}
+			}
+		}
+	}
+	if len(tokens) == 0 {
+		return nil, errorf(codeBadTokens, "task_tokens is required: give one or more task tokens")
+	}
+	base := s.base(r)
+	reply := statusReply{Statuses: map[string]*statusJSON{}}
+	for _, t := range tokens {
+		snap, err := s.cfg.Engine.Status(t)
+		if err != nil {
+			reply.Statuses[t] = unknownStatus(base)
+			continue
+		}
+		reply.Statuses[t] = toStatusJSON(t, snap, base)
+	}
+	return reply, nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// serveFile serves a file thumbd keeps for a task without a destination.
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "*")
+	if s.cfg.Files == nil || name == "" {
+		http.NotFound(w, r)
+		return
+	}
+	f, err := s.cfg.Files.Open(name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		http.NotFound(w, r)
+		return
+	}
+	if ct := contentType(name); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
+	http.ServeContent(w, r, path.Base(name), fi.ModTime(), f)
+}
+
+func contentType(name string) string {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".vtt":
+		return "text/vtt; charset=utf-8"
+	case ".webp":
+		return "image/webp"
+	case ".jpg", ".jpeg":
+		return "image/jpeg"
+	case ".png":
+		return "image/png"
+	}
+	return ""
+}
+
+func pathEscape(s string) string { return url.PathEscape(s) }
+
+// logRequests logs each request's method, path, status and time; never its
+// form values, which carry keys and tokens.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		began := time.Now()
+		next.ServeHTTP(ww, r)
+		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(), "took", time.Since(began))
+	})
+}

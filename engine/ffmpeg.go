@@ -1,0 +1,206 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Grab is one frame to take from a source: the first frame whose timestamp is
+// at or after At, passed through Filter and encoded to Out.
+type Grab struct {
+	At     time.Duration // seek position, relative to the start of the file
+	Filter string        // ffmpeg filter chain applied after the frame is decoded
+	Codec  []string      // encoder options, e.g. {"-c:v", "png"}
+	Out    string        // output file path
+}
+
+// GrabArgs builds one ffmpeg invocation that takes every grab from src, each
+// through its own input so that each is an input seek (fast: only the GOP
+// before the target is decoded) and each stops after one frame. Timestamps
+// are kept (-copyts) and a named showinfo filter reports, per grab, the
+// presentation time of the frame actually taken.
+func GrabArgs(src string, grabs []Grab) []string {
+	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-y", "-copyts"}
+	for _, g := range grabs {
+		args = append(args,
+			"-threads", "1",
+			"-ss", formatSeconds(g.At),
+			"-i", src,
+		)
+	}
+	for i, g := range grabs {
+		chain := fmt.Sprintf("showinfo@g%d", i)
+		if g.Filter != "" {
+			chain += "," + g.Filter
+		}
+		args = append(args, "-map", fmt.Sprintf("%d:v:0", i), "-an", "-sn", "-dn",
+			"-filter:v", chain, "-frames:v", "1")
+		args = append(args, g.Codec...)
+		args = append(args, "-f", "image2", "-update", "1", g.Out)
+	}
+	return args
+}
+
+// LastFrameArgs builds an ffmpeg invocation that writes the last decodable
+// frame of src to out: it starts a few seconds before the end and keeps
+// overwriting the output with each frame.
+func LastFrameArgs(src string, g Grab) []string {
+	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-y", "-copyts",
+		"-threads", "1", "-sseof", "-3", "-i", src,
+		"-map", "0:v:0", "-an", "-sn", "-dn"}
+	chain := "showinfo@g0"
+	if g.Filter != "" {
+		chain += "," + g.Filter
+	}
+	args = append(args, "-filter:v", chain)
+	args = append(args, g.Codec...)
+	return append(args, "-f", "image2", "-update", "1", g.Out)
+}
+
+// formatSeconds renders d as seconds with microsecond precision, the unit
+// ffmpeg's time options use internally.
+func formatSeconds(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', 6, 64)
+}
+
+// FrameInfo is what showinfo reported about the first frame that reached one
+// grab's output.
+type FrameInfo struct {
+	PTS      time.Duration // presentation time, as in the source (-copyts)
+	Keyframe bool
+}
+
+var (
+	showinfoTB    = regexp.MustCompile(`\[showinfo@g(\d+) @ [^\]]*\] (?:\[\w+\] )?config in time_base: (\d+)/(\d+)`)
+	showinfoFrame = regexp.MustCompile(`\[showinfo@g(\d+) @ [^\]]*\] (?:\[\w+\] )?n: *(\d+) pts: *(-?\d+) .*?iskey:(\d)`)
+)
+
+// ParseShowinfo reads ffmpeg's log and returns, per grab index, the first
+// frame each showinfo@gN filter saw.
+func ParseShowinfo(log []byte) map[int]FrameInfo {
+	tbs := map[int][2]int64{}
+	out := map[int]FrameInfo{}
+	sc := bufio.NewScanner(bytes.NewReader(log))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := showinfoTB.FindStringSubmatch(line); m != nil {
+			i, _ := strconv.Atoi(m[1])
+			num, _ := strconv.ParseInt(m[2], 10, 64)
+			den, _ := strconv.ParseInt(m[3], 10, 64)
+			tbs[i] = [2]int64{num, den}
+			continue
+		}
+		m := showinfoFrame.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		i, _ := strconv.Atoi(m[1])
+		if _, seen := out[i]; seen {
+			continue
+		}
+		tb, ok := tbs[i]
+		if !ok || tb[1] == 0 {
+			continue
+		}
+		pts, _ := strconv.ParseInt(m[3], 10, 64)
+		secs := float64(pts) * float64(tb[0]) / float64(tb[1])
+		out[i] = FrameInfo{PTS: seconds(secs), Keyframe: m[4] == "1"}
+	}
+	return out
+}
+
+// seconds converts floating-point seconds to a Duration, rounded to the
+// microsecond.
+func seconds(s float64) time.Duration {
+	return (time.Duration(s*1e6+0.5*sign(s)) * time.Microsecond)
+}
+
+func sign(f float64) float64 {
+	if f < 0 {
+		return -1
+	}
+	return 1
+}
+
+// Runner runs ffmpeg and ffprobe.
+type Runner struct {
+	FFmpeg  string // path or name of ffmpeg
+	FFprobe string // path or name of ffprobe
+}
+
+// ExecError is a failed ffmpeg or ffprobe run, with the end of its log.
+type ExecError struct {
+	Tool string
+	Err  error
+	Tail string // last lines of stderr
+}
+
+func (e *ExecError) Error() string {
+	msg := fmt.Sprintf("%s failed: %v", e.Tool, e.Err)
+	if e.Tail != "" {
+		msg += ": " + e.Tail
+	}
+	return msg
+}
+
+func (e *ExecError) Unwrap() error { return e.Err }
+
+// run executes tool with args, stops it gracefully when ctx ends (SIGTERM,
+// then SIGKILL after a grace period), and returns its stdout and stderr.
+func (r Runner) run(ctx context.Context, tool string, args []string) (stdout, stderr []byte, err error) {
+	cmd := exec.CommandContext(ctx, tool, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &errb
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 3 * time.Second
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return out.Bytes(), errb.Bytes(), ctx.Err()
+		}
+		return out.Bytes(), errb.Bytes(), &ExecError{Tool: tool, Err: err, Tail: tail(errb.Bytes(), 3)}
+	}
+	return out.Bytes(), errb.Bytes(), nil
+}
+
+// tail returns the last n non-empty lines of log that are not showinfo or
+// progress noise, joined with "; ".
+func tail(log []byte, n int) string {
+	var keep []string
+	for _, l := range strings.Split(string(log), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.Contains(l, "showinfo@") || strings.HasPrefix(l, "frame=") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	if len(keep) > n {
+		keep = keep[len(keep)-n:]
+	}
+	return strings.Join(keep, "; ")
+}
+
+// Check reports whether ffmpeg and ffprobe can be run.
+func (r Runner) Check(ctx context.Context) error {
+	for _, tool := range []string{r.FFmpeg, r.FFprobe} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: %w", tool, err)
+		}
+	}
+	return nil
+}
+
+var errNoFrame = errors.New("no frame decoded")

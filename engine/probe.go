@@ -1,0 +1,286 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Media is what the engine knows about a source after probing it.
+type Media struct {
+	FormatName string
+	Size       int64         // bytes; 0 when unknown
+	Start      time.Duration // start time of the file (the -ss origin)
+
+	// The video stream.
+	VideoStart time.Duration // first presentation time of the video stream
+	LastFrame  time.Duration // presentation time of the last video frame
+	FrameDur   time.Duration // nominal duration of one frame
+	Width      int           // coded size
+	Height     int
+	SARNum     int // sample aspect ratio; 1:1 when unknown
+	SARDen     int
+	Rotation   int // clockwise degrees the player turns the picture: 0, 90, 180, 270
+	Codec      string
+	Transfer   string // color_transfer, e.g. smpte2084 for HDR10
+}
+
+// Duration is the length of the video stream, from its first frame to the
+// end of its last one. It is what a player shows and what `time` fractions
+// and thumbnail intervals are measured against.
+func (m Media) Duration() time.Duration {
+	return m.LastFrame + m.FrameDur - m.VideoStart
+}
+
+// DisplaySize is the size a player shows: non-square pixels stretched and
+// the picture rotated.
+func (m Media) DisplaySize() (w, h int) {
+	w, h = m.Width, m.Height
+	if m.SARNum > 0 && m.SARDen > 0 && m.SARNum != m.SARDen {
+		w = int(math.Round(float64(w) * float64(m.SARNum) / float64(m.SARDen)))
+	}
+	if m.Rotation == 90 || m.Rotation == 270 {
+		w, h = h, w
+	}
+	return w, h
+}
+
+// HDR reports whether the video uses a high-dynamic-range transfer.
+func (m Media) HDR() bool {
+	return m.Transfer == "smpte2084" || m.Transfer == "arib-std-b67"
+}
+
+type probeJSON struct {
+	Streams []struct {
+		Index        int    `json:"index"`
+		CodecType    string `json:"codec_type"`
+		CodecName    string `json:"codec_name"`
+		Width        int    `json:"width"`
+		Height       int    `json:"height"`
+		SAR          string `json:"sample_aspect_ratio"`
+		AvgFrameRate string `json:"avg_frame_rate"`
+		RFrameRate   string `json:"r_frame_rate"`
+		StartTime    string `json:"start_time"`
+		Duration     string `json:"duration"`
+		Transfer     string `json:"color_transfer"`
+		Disposition  struct {
+			AttachedPic int `json:"attached_pic"`
+		} `json:"disposition"`
+		Tags struct {
+			Rotate   string `json:"rotate"`
+			Duration string `json:"DURATION"`
+		} `json:"tags"`
+		SideData []struct {
+			Type     string  `json:"side_data_type"`
+			Rotation float64 `json:"rotation"`
+		} `json:"side_data_list"`
+	} `json:"streams"`
+	Format struct {
+		FormatName string `json:"format_name"`
+		StartTime  string `json:"start_time"`
+		Duration   string `json:"duration"`
+		Size       string `json:"size"`
+	} `json:"format"`
+}
+
+type packetsJSON struct {
+	Packets []struct {
+		PTS      string `json:"pts_time"`
+		Duration string `json:"duration_time"`
+	} `json:"packets"`
+}
+
+// ProbeArgs builds the ffprobe invocation that describes src's streams.
+func ProbeArgs(src string) []string {
+	return []string{"-hide_banner", "-v", "error", "-of", "json",
+		"-show_entries", "format=format_name,start_time,duration,size:stream=index,codec_type,codec_name,width,height,sample_aspect_ratio,avg_frame_rate,r_frame_rate,start_time,duration,color_transfer:stream_tags=rotate,DURATION:stream_disposition=attached_pic:stream_side_data=side_data_type,rotation",
+		src}
+}
+
+// TailPacketsArgs builds the ffprobe invocation that lists the video
+// packets from about `from` to the end of src, to find the last frame.
+func TailPacketsArgs(src string, stream int, from time.Duration) []string {
+	return []string{"-hide_banner", "-v", "error", "-of", "json",
+		"-select_streams", strconv.Itoa(stream),
+		"-read_intervals", formatSeconds(from) + "%",
+		"-show_entries", "packet=pts_time,duration_time",
+		src}
+}
+
+// Probe describes src. It fails with a *SourceError when src has no video
+// stream or cannot be read.
+func (r Runner) Probe(ctx context.Context, src string) (Media, error) {
+	out, _, err := r.run(ctx, r.FFprobe, ProbeArgs(src))
+	if err != nil {
+		if ctx.Err() != nil {
+			return Media{}, err
+		}
+		return Media{}, &SourceError{Reason: "the source could not be read as media", Err: err}
+	}
+	var pj probeJSON
+	if err := json.Unmarshal(out, &pj); err != nil {
+		return Media{}, &SourceError{Reason: "the source could not be read as media", Err: err}
+	}
+	m := Media{FormatName: pj.Format.FormatName, SARNum: 1, SARDen: 1}
+	m.Size, _ = strconv.ParseInt(pj.Format.Size, 10, 64)
+	m.Start = parseSeconds(pj.Format.StartTime)
+	video := -1
+	var streamDur, fmtDur time.Duration
+	for _, s := range pj.Streams {
+		if s.CodecType != "video" || s.Disposition.AttachedPic == 1 || s.Width == 0 {
+			continue
+		}
+		video = s.Index
+		m.Codec = s.CodecName
+		m.Width, m.Height = s.Width, s.Height
+		if n, d, ok := ratio(s.SAR, ":"); ok && n > 0 && d > 0 {
+			m.SARNum, m.SARDen = n, d
+		}
+		fr := rate(s.AvgFrameRate)
+		if fr <= 0 || fr > 1000 {
+			fr = rate(s.RFrameRate)
+		}
+		if fr <= 0 || fr > 1000 {
+			fr = 25
+		}
+		m.FrameDur = seconds(1 / fr)
+		m.VideoStart = parseSeconds(s.StartTime)
+		streamDur = parseSeconds(s.Duration)
+		if streamDur == 0 && s.Tags.Duration != "" {
+			streamDur = parseClock(s.Tags.Duration)
+		}
+		m.Transfer = s.Transfer
+		rot := 0.0
+		if s.Tags.Rotate != "" {
+			v, _ := strconv.ParseFloat(s.Tags.Rotate, 64)
+			rot = v // clockwise in the legacy tag
+		}
+		for _, sd := range s.SideData {
+			if strings.EqualFold(sd.Type, "Display Matrix") {
+				rot = -sd.Rotation // the matrix angle is counter-clockwise
+			}
+		}
+		m.Rotation = ((int(math.Round(rot/90))*90)%360 + 360) % 360
+		break
+	}
+	if video < 0 {
+		return Media{}, &SourceError{Reason: "the source has no video stream"}
+	}
+	fmtDur = parseSeconds(pj.Format.Duration)
+
+	// The last frame: read the packets near the end of the video stream.
+	// The container's duration may be longer than the video (audio that
+	// outlasts it), so it is only a hint for where to look.
+	end := streamDur
+	if end == 0 {
+		end = fmtDur
+	}
+	from := m.VideoStart + end - 10*time.Second
+	if from < m.Start {
+		from = m.Start
+	}
+	last, ok := r.lastPTS(ctx, src, video, from)
+	if !ok && from > m.Start {
+		last, ok = r.lastPTS(ctx, src, video, m.Start)
+	}
+	if !ok {
+		if ctx.Err() != nil {
+			return Media{}, ctx.Err()
+		}
+		if end == 0 {
+			return Media{}, &SourceError{Reason: "the video stream has no frames"}
+		}
+		last = m.VideoStart + end - m.FrameDur
+	}
+	if last < m.VideoStart {
+		last = m.VideoStart
+	}
+	m.LastFrame = last
+	return m, nil
+}
+
+// lastPTS returns the largest packet presentation time of the stream from
+// `from` on.
+func (r Runner) lastPTS(ctx context.Context, src string, stream int, from time.Duration) (time.Duration, bool) {
+	out, _, err := r.run(ctx, r.FFprobe, TailPacketsArgs(src, stream, from))
+	if err != nil {
+		return 0, false
+	}
+	var pk packetsJSON
+	if json.Unmarshal(out, &pk) != nil {
+		return 0, false
+	}
+	var last time.Duration
+	found := false
+	for _, p := range pk.Packets {
+		if p.PTS == "" || p.PTS == "N/A" {
+			continue
+		}
+		t := parseSeconds(p.PTS)
+		if !found || t > last {
+			last, found = t, true
+		}
+	}
+	return last, found
+}
+
+func parseSeconds(s string) time.Duration {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return seconds(f)
+}
+
+// parseClock parses "HH:MM:SS.fffffffff" as Matroska's DURATION tag has it.
+func parseClock(s string) time.Duration {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return 0
+	}
+	h, err1 := strconv.Atoi(parts[0])
+	m, err2 := strconv.Atoi(parts[1])
+	sec, err3 := strconv.ParseFloat(parts[2], 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return 0
+	}
+	return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + seconds(sec)
+}
+
+func ratio(s, sep string) (int, int, bool) {
+	a, b, ok := strings.Cut(s, sep)
+	if !ok {
+		return 0, 0, false
+	}
+	n, err1 := strconv.Atoi(a)
+	d, err2 := strconv.Atoi(b)
+	return n, d, err1 == nil && err2 == nil
+}
+
+func rate(s string) float64 {
+	n, d, ok := ratio(s, "/")
+	if !ok || d == 0 {
+		return 0
+	}
+	return float64(n) / float64(d)
+}
+
+// SourceError is a source that cannot be used: unreadable, not a video, or
+// without frames. Its message tells the user what is wrong.
+type SourceError struct {
+	Reason string
+	Err    error
+}
+
+func (e *SourceError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s (%v)", e.Reason, e.Err)
+	}
+	return e.Reason
+}
+
+func (e *SourceError) Unwrap() error { return e.Err }

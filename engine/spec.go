@@ -1,0 +1,100 @@
+// Package engine runs thumbnail tasks: it owns task tokens and their
+// lifecycle, the work queue, probing sources with ffprobe, planning which
+// frames to take, running ffmpeg and handing finished files to storage.
+//
+// The engine knows nothing of HTTP or of Qencode's wire format: package api
+// turns requests into a Spec and a Snapshot into Qencode's status JSON.
+package engine
+
+import (
+	"time"
+
+	"github.com/thumbd/thumbd/storage"
+)
+
+// OutputKind says what an output produces.
+type OutputKind string
+
+// The output kinds the engine produces.
+const (
+	KindThumbnail  OutputKind = "thumbnail"  // one image
+	KindThumbnails OutputKind = "thumbnails" // an image every interval, plus a WebVTT file
+)
+
+// ImageFormat is the encoding of an output image.
+type ImageFormat string
+
+// The image formats the engine writes.
+const (
+	PNG  ImageFormat = "png"
+	JPEG ImageFormat = "jpg"
+	WebP ImageFormat = "webp"
+)
+
+// ContentType is the MIME type of the format.
+func (f ImageFormat) ContentType() string {
+	switch f {
+	case JPEG:
+		return "image/jpeg"
+	case WebP:
+		return "image/webp"
+	default:
+		return "image/png"
+	}
+}
+
+// ResizeMode says how an image is fitted into a requested box.
+type ResizeMode string
+
+// The resize modes.
+const (
+	// ResizeScale fits the whole frame inside the box, keeping its aspect
+	// ratio, and pads the rest of the box.
+	ResizeScale ResizeMode = "scale"
+	// ResizeCrop fills the box, keeping the aspect ratio, and crops the
+	// centre.
+	ResizeCrop ResizeMode = "crop"
+)
+
+// Spec is a validated request to run one task.
+type Spec struct {
+	Source      string
+	Outputs     []Output
+	CallbackURL string
+	Payload     string
+}
+
+// Output is one entry of a task's outputs.
+type Output struct {
+	Kind OutputKind
+
+	// Where a single thumbnail is taken; at most one is set. With none,
+	// the thumbnail is taken at the start of the video.
+	Time        *float64       // fraction 0..1 of the video duration
+	FrameNumber *int64         // 0-based frame index
+	StartTime   *time.Duration // offset from the start of the video
+
+	// Interval between thumbnails of a series.
+	Interval time.Duration
+
+	// Size. Zero means "not given".
+	Width, Height int
+	Resolution    int // the short side
+	ResizeMode    ResizeMode
+
+	Format  ImageFormat
+	Quality int // 1..100, 0 = default; jpg and webp only
+
+	Sprite  bool
+	Columns int // tiles per sprite row; 0 = default
+	Rows    int // rows per sprite sheet; 0 = default (thumbd's own)
+
+	UserTag      string
+	Destinations []storage.Destination // empty: thumbd keeps the files
+}
+
+// Defaults the engine applies where a spec leaves a field zero.
+const (
+	DefaultColumns = 10
+	DefaultRows    = 10
+)

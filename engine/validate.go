@@ -1,0 +1,126 @@
+package engine
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/thumbd/thumbd/storage"
+)
+
+// Limits on what one output may ask for.
+const (
+	MaxDimension  = 8192
+	MaxThumbnails = 10000
+	MinInterval   = 100 * time.Millisecond
+	MaxColumns    = 100
+)
+
+// Validate checks a spec before it is queued, naming the first field that
+// is wrong.
+func Validate(s Spec) error {
+	if strings.TrimSpace(s.Source) == "" {
+		return &ValidationError{Field: "source", Reason: "is required"}
+	}
+	if err := validateSource(s.Source); err != nil {
+		return err
+	}
+	if len(s.Outputs) == 0 {
+		return &ValidationError{Field: "format", Reason: "must list at least one output"}
+	}
+	for i, o := range s.Outputs {
+		if err := validateOutput(o); err != nil {
+			if ve, ok := err.(*ValidationError); ok {
+				ve.Field = fmt.Sprintf("format[%d].%s", i, ve.Field)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func validateSource(src string) error {
+	u, err := url.Parse(src)
+	if err != nil {
+		return &ValidationError{Field: "source", Reason: "is not a valid URL"}
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return &ValidationError{Field: "source", Reason: "has no host"}
+		}
+	case "s3":
+		if _, err := storage.ParseS3URL(src); err != nil {
+			return &ValidationError{Field: "source", Reason: err.Error()}
+		}
+	default:
+		return &ValidationError{Field: "source", Reason: fmt.Sprintf("scheme %q is not supported (use http, https or s3)", u.Scheme)}
+	}
+	return nil
+}
+
+func validateOutput(o Output) error {
+	switch o.Kind {
+	case KindThumbnail:
+		n := 0
+		if o.Time != nil {
+			n++
+			if *o.Time < 0 || *o.Time > 1 {
+				return &ValidationError{Field: "time", Reason: "must be a fraction of the duration between 0 and 1"}
+			}
+		}
+		if o.FrameNumber != nil && *o.FrameNumber < 0 {
+			return &ValidationError{Field: "frame_number", Reason: "must not be negative"}
+		}
+		if o.StartTime != nil && *o.StartTime < 0 {
+			return &ValidationError{Field: "start_time", Reason: "must not be negative"}
+		}
+	case KindThumbnails:
+		if o.Interval <= 0 {
+			return &ValidationError{Field: "interval", Reason: "is required for thumbnails and must be a positive number of seconds"}
+		}
+		if o.Interval < MinInterval {
+			return &ValidationError{Field: "interval", Reason: fmt.Sprintf("must be at least %v", MinInterval)}
+		}
+		if o.Columns < 0 || o.Columns > MaxColumns {
+			return &ValidationError{Field: "columns", Reason: fmt.Sprintf("must be between 1 and %d", MaxColumns)}
+		}
+		if o.Rows < 0 || o.Rows > MaxColumns {
+			return &ValidationError{Field: "rows", Reason: fmt.Sprintf("must be between 1 and %d", MaxColumns)}
+		}
+	default:
+		return &ValidationError{Field: "output", Reason: fmt.Sprintf("%q is not supported", o.Kind)}
+	}
+	for _, d := range []struct {
+		name string
+		v    int
+	}{{"width", o.Width}, {"height", o.Height}, {"resolution", o.Resolution}} {
+		if d.v < 0 || d.v > MaxDimension {
+			return &ValidationError{Field: d.name, Reason: fmt.Sprintf("must be between 1 and %d", MaxDimension)}
+		}
+	}
+	switch o.ResizeMode {
+	case "", ResizeScale, ResizeCrop:
+	default:
+		return &ValidationError{Field: "resize_mode", Reason: `must be "scale" or "crop"`}
+	}
+	switch o.Format {
+	case "", PNG, JPEG, WebP:
+	default:
+		return &ValidationError{Field: "image_format", Reason: `must be "png", "jpg" or "webp"`}
+	}
+	if o.Quality < 0 || o.Quality > 100 {
+		return &ValidationError{Field: "quality", Reason: "must be between 1 and 100"}
+	}
+	for j, d := range o.Destinations {
+		if _, err := storage.ParseS3URL(d.URL); err != nil {
+			field := "destination.url"
+			if len(o.Destinations) > 1 {
+				field = fmt.Sprintf("destination[%d].url", j)
+			}
+			return &ValidationError{Field: field, Reason: err.Error()}
+		}
+	}
+	return nil
+}

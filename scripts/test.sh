@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# test.sh installs missing test dependencies (scripts/deps.sh), then runs
+# go vet and the whole test suite. Extra arguments go to `go test` after the
+# package list, e.g. scripts/test.sh -run TestE2E -v. TEST_PKGS overrides the
+# package list (default ./...), e.g. TEST_PKGS=./vtt scripts/test.sh -update.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/deps.sh
+
+gobin="$(go env GOBIN)"
+if [ -z "$gobin" ]; then
+	gobin="$(go env GOPATH | cut -d: -f1)/bin"
+fi
+export PATH="$gobin:$PATH"
+
+read -r -a pkgs <<<"${TEST_PKGS:-./...}"
+
+echo "+ go vet ${pkgs[*]}" >&2
+go vet "${pkgs[@]}"
+echo "+ go test -count=1 -timeout 30m ${pkgs[*]} $*" >&2
+go test -count=1 -timeout 30m "${pkgs[@]}" "$@"
