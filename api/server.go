@@ -30,10 +30,10 @@ import (
 
 // Engine is what the API needs of the engine.
 type Engine interface {
-	NewSession(apiKey string) (token string, expires time.Time, err error)
-	CreateTask(accessToken string) (string, error)
-	Start(taskToken string, spec engine.Spec) error
-	Status(taskToken string) (engine.Snapshot, error)
+	NewSession(ctx context.Context, apiKey string) (token string, expires time.Time, err error)
+	CreateTask(ctx context.Context, accessToken string) (string, error)
+	Start(ctx context.Context, taskToken string, spec engine.Spec) error
+	Status(ctx context.Context, taskToken string) (engine.Snapshot, error)
 }
 
 // Files serves files thumbd keeps itself. storage.Local implements it.
@@ -184,7 +184,7 @@ func (s *Server) accessToken(r *http.Request, form url.Values) (any, error) {
 	if key == "" {
 		return nil, errorf(codeBadAPIKey, "api_key is required")
 	}
-	token, exp, err := s.cfg.Engine.NewSession(key)
+	token, exp, err := s.cfg.Engine.NewSession(r.Context(), key)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +196,7 @@ func (s *Server) createTask(r *http.Request, form url.Values) (any, error) {
 	if token == "" {
 		return nil, errorf(codeBadToken, "token is required: get one from /v1/access_token")
 	}
-	tt, err := s.cfg.Engine.CreateTask(token)
+	tt, err := s.cfg.Engine.CreateTask(r.Context(), token)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func (s *Server) startEncode2(r *http.Request, form url.Values) (any, error) {
 		return nil, err
 	}
 	spec.Payload = payload
-	if err := s.cfg.Engine.Start(tt, spec); err != nil {
+	if err := s.cfg.Engine.Start(r.Context(), tt, spec); err != nil {
 		return nil, err
 	}
 	return startReply{StatusURL: s.base(r) + "/v1/status"}, nil
@@ -250,7 +250,7 @@ func (s *Server) status(r *http.Request, form url.Values) (any, error) {
 	base := s.base(r)
 	reply := statusReply{Statuses: map[string]*statusJSON{}}
 	for _, t := range tokens {
-		snap, err := s.cfg.Engine.Status(t)
+		snap, err := s.cfg.Engine.Status(r.Context(), t)
 		if err != nil {
 			reply.Statuses[t] = unknownStatus(base)
 			continue

@@ -38,21 +38,55 @@ type Config struct {
 	Runner   Runner
 	Objects  ObjectStore
 	Files    FileStore
+	Store    Store    // default: a MemoryStore
+	Queue    Queue    // default: a MemoryQueue of 4096 tasks
+	Notifier Notifier // told of task events (callbacks); may be nil
+	Gate     Gate     // may hold or fail a task as it changes state; may be nil
 	Logger   *slog.Logger
 	Now      func() time.Time
+}
+
+// Event is something that happened to a task that its owner is told of.
+type Event struct {
+	Token string
+	Kind  EventKind
+	Snap  Snapshot
+	Spec  Spec
+}
+
+// EventKind names an event.
+type EventKind string
+
+// The events, as Qencode names them in callbacks.
+const (
+	EventQueued EventKind = "queued" // the task was started
+	EventError  EventKind = "error"  // the task failed (followed by EventSaved)
+	EventSaved  EventKind = "saved"  // the task ended, completed or not
+)
+
+// Notifier is told of task events. Notify must not block: delivery is the
+// notifier's business.
+type Notifier interface {
+	Notify(ctx context.Context, ev Event)
+}
+
+// Gate is consulted each time a running task is about to enter a state.
+// It may hold the task by blocking, or fail it by returning an error, whose
+// text becomes the task's error description.
+type Gate interface {
+	Enter(ctx context.Context, token string, st State) error
 }
 
 // Engine owns tokens, tasks and the workers that run them.
 type Engine struct {
 	cfg   Config
 	log   *slog.Logger
+	store Store
+	queue Queue
 	procs chan struct{} // one slot per ffmpeg process allowed to run
 
-	mu       sync.Mutex
-	sessions map[string]time.Time // access token → expiry
-	tasks    map[string]*task
-	queue    chan string
-	closed   bool
+	mu     sync.Mutex
+	closed bool
 }
 
 // MinAPIKeyLength is the shortest API key accepted when no keys are
@@ -82,13 +116,18 @@ func New(cfg Config) *Engine {
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = filepath.Join(os.TempDir(), "thumbd-work")
 	}
+	if cfg.Store == nil {
+		cfg.Store = NewMemoryStore()
+	}
+	if cfg.Queue == nil {
+		cfg.Queue = NewMemoryQueue(4096)
+	}
 	return &Engine{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		procs:    make(chan struct{}, cfg.Workers),
-		sessions: map[string]time.Time{},
-		tasks:    map[string]*task{},
-		queue:    make(chan string, 4096),
+		cfg:   cfg,
+		log:   cfg.Logger,
+		store: cfg.Store,
+		queue: cfg.Queue,
+		procs: make(chan struct{}, cfg.Workers),
 	}
 }
 
@@ -128,7 +167,7 @@ func Redact(s string) string {
 
 // NewSession checks an API key and returns a new access token and its
 // expiry.
-func (e *Engine) NewSession(apiKey string) (token string, expires time.Time, err error) {
+func (e *Engine) NewSession(ctx context.Context, apiKey string) (token string, expires time.Time, err error) {
 	if len(apiKey) < MinAPIKeyLength || strings.ContainsAny(apiKey, " \t\r\n") {
 		return "", time.Time{}, ErrBadAPIKey
 	}
@@ -137,33 +176,35 @@ func (e *Engine) NewSession(apiKey string) (token string, expires time.Time, err
 	}
 	token = NewToken()
 	expires = e.cfg.Now().Add(e.cfg.TokenTTL).UTC().Truncate(time.Second)
-	e.mu.Lock()
-	e.sessions[token] = expires
-	e.mu.Unlock()
+	if err := e.store.PutSession(ctx, token, expires); err != nil {
+		return "", time.Time{}, err
+	}
 	e.log.Info("session created", "key", Redact(apiKey), "token", Redact(token))
 	return token, expires, nil
 }
 
 // CreateTask checks an access token and returns a new task token.
-func (e *Engine) CreateTask(accessToken string) (string, error) {
+func (e *Engine) CreateTask(ctx context.Context, accessToken string) (string, error) {
 	if !ValidToken(accessToken) {
 		return "", ErrBadToken
 	}
 	now := e.cfg.Now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	exp, ok := e.sessions[accessToken]
-	if !ok || !now.Before(exp) {
-		delete(e.sessions, accessToken)
+	exp, err := e.store.Session(ctx, accessToken)
+	if err != nil {
+		return "", err
+	}
+	if !now.Before(exp) {
 		return "", ErrTokenNotFound
 	}
-	t := &task{token: NewToken(), created: now, snap: Snapshot{State: StateCreated}}
-	e.tasks[t.token] = t
-	return t.token, nil
+	rec := TaskRecord{Token: NewToken(), Created: now, Snap: Snapshot{State: StateCreated}}
+	if err := e.store.CreateTask(ctx, rec); err != nil {
+		return "", err
+	}
+	return rec.Token, nil
 }
 
 // Start validates spec and queues the task. A task starts once.
-func (e *Engine) Start(taskToken string, spec Spec) error {
+func (e *Engine) Start(ctx context.Context, taskToken string, spec Spec) error {
 	if !ValidToken(taskToken) {
 		return ErrBadToken
 	}
@@ -171,83 +212,97 @@ func (e *Engine) Start(taskToken string, spec Spec) error {
 		return err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
 		return ErrShuttingDown
 	}
-	t, ok := e.tasks[taskToken]
-	if !ok {
-		return ErrTokenNotFound
+	var snap Snapshot
+	err := e.store.UpdateTask(ctx, taskToken, func(r *TaskRecord) error {
+		if r.Spec != nil {
+			return ErrTaskStarted
+		}
+		r.Spec = &spec
+		r.Snap.State = StateQueued
+		r.Snap.Payload = spec.Payload
+		snap = r.Snap
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if t.spec != nil {
-		return ErrTaskStarted
+	if err := e.queue.Enqueue(ctx, taskToken); err != nil {
+		_ = e.store.UpdateTask(ctx, taskToken, func(r *TaskRecord) error {
+			r.Spec = nil
+			r.Snap.State = StateCreated
+			return nil
+		})
+		return err
 	}
-	select {
-	case e.queue <- taskToken:
-	default:
-		return ErrBusy
-	}
-	t.spec = &spec
-	t.snap.State = StateQueued
-	t.snap.Payload = spec.Payload
 	e.log.Info("task queued", "task", Redact(taskToken), "outputs", len(spec.Outputs))
+	e.notify(ctx, taskToken, EventQueued, snap, spec)
 	return nil
 }
 
 // ErrBusy means the queue is full; try again later.
 var ErrBusy = errors.New("the task queue is full, try again later")
 
-// Status returns a copy of a task's state.
-func (e *Engine) Status(taskToken string) (Snapshot, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	t, ok := e.tasks[taskToken]
-	if !ok {
-		return Snapshot{}, ErrTokenNotFound
+// ErrInterrupted wraps the error of a task stopped by shutdown: it stays
+// queued and runs again.
+var ErrInterrupted = errors.New("task interrupted")
+
+// Status returns a task's state.
+func (e *Engine) Status(ctx context.Context, taskToken string) (Snapshot, error) {
+	rec, err := e.store.Task(ctx, taskToken)
+	if err != nil {
+		return Snapshot{}, err
 	}
-	return t.snap.clone(), nil
+	return rec.Snap, nil
+}
+
+// AddWarning adds a warning to a task, for problems found outside the
+// engine (a callback that could not be delivered).
+func (e *Engine) AddWarning(ctx context.Context, taskToken string, w Warning) error {
+	return e.store.UpdateTask(ctx, taskToken, func(r *TaskRecord) error {
+		r.Snap.Warnings = append(r.Snap.Warnings, w)
+		return nil
+	})
 }
 
 // Run works the queue until ctx ends, then stops running ffmpeg processes
-// and returns once every worker has stopped. Tasks that were interrupted go
-// back to the queued state.
+// and returns once every worker has stopped. Tasks that were interrupted
+// stay queued.
 func (e *Engine) Run(ctx context.Context) error {
 	if err := os.MkdirAll(e.cfg.WorkDir, 0o755); err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	for range e.cfg.Workers {
-		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case token := <-e.queue:
-					e.runTask(ctx, token)
-				}
-			}
-		})
-	}
-	<-ctx.Done()
+	err := e.queue.Run(ctx, e.cfg.Workers, e.runTask)
 	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()
-	wg.Wait()
-	return nil
+	return err
 }
 
-// update changes a task's snapshot under the lock.
-func (e *Engine) update(token string, f func(s *Snapshot)) {
+// Close refuses new tasks; Run keeps going until its context ends.
+func (e *Engine) Close() {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if t, ok := e.tasks[token]; ok {
-		f(&t.snap)
+	e.closed = true
+	e.mu.Unlock()
+}
+
+// update changes a task's snapshot in the store.
+func (e *Engine) update(ctx context.Context, token string, f func(s *Snapshot)) {
+	err := e.store.UpdateTask(context.WithoutCancel(ctx), token, func(r *TaskRecord) error {
+		f(&r.Snap)
+		return nil
+	})
+	if err != nil {
+		e.log.Error("updating task", "task", Redact(token), "err", err)
 	}
 }
 
-type task struct {
-	token   string
-	created time.Time
-	spec    *Spec
-	snap    Snapshot
+func (e *Engine) notify(ctx context.Context, token string, kind EventKind, snap Snapshot, spec Spec) {
+	if e.cfg.Notifier != nil {
+		e.cfg.Notifier.Notify(context.WithoutCancel(ctx), Event{Token: token, Kind: kind, Snap: snap, Spec: spec})
+	}
 }

@@ -21,54 +21,74 @@ type Presigner interface {
 	Presign(ctx context.Context, rawURL, key, secret string, ttl time.Duration) (string, error)
 }
 
-// runTask runs one task to its end, or until ctx ends; an interrupted task
-// is put back in the queued state.
-func (e *Engine) runTask(ctx context.Context, token string) {
-	e.mu.Lock()
-	t, ok := e.tasks[token]
-	if !ok || t.spec == nil {
-		e.mu.Unlock()
-		return
+// runTask runs one task to its end. A task stopped by shutdown returns an
+// error wrapping ErrInterrupted and stays queued; every other outcome ends
+// the task, completed or in error, and returns nil.
+func (e *Engine) runTask(ctx context.Context, token string) error {
+	rec, err := e.store.Task(ctx, token)
+	if err != nil {
+		e.log.Error("queued task not found", "task", Redact(token), "err", err)
+		return nil
 	}
-	spec := *t.spec
-	e.mu.Unlock()
+	if rec.Spec == nil || rec.Snap.State.Done() {
+		return nil // not started, or already ended (a duplicate delivery)
+	}
+	spec := *rec.Spec
 
 	log := e.log.With("task", Redact(token))
 	began := time.Now()
 	dir := filepath.Join(e.cfg.WorkDir, token)
-	err := os.MkdirAll(dir, 0o755)
+	err = os.MkdirAll(dir, 0o755)
 	if err == nil {
 		err = e.execute(ctx, token, spec, dir)
 	}
 	os.RemoveAll(dir)
-	switch {
-	case ctx.Err() != nil:
-		log.Warn("task interrupted by shutdown")
-		e.update(token, func(s *Snapshot) { s.State = StateQueued })
-	case err != nil:
-		log.Warn("task failed", "err", err, "took", time.Since(began))
-		e.update(token, func(s *Snapshot) {
-			s.State = StateError
-			s.Error = err.Error()
-		})
-	default:
-		log.Info("task completed", "took", time.Since(began))
-		e.update(token, func(s *Snapshot) {
-			s.State = StateCompleted
-			s.Percent = 100
-		})
+	if ctx.Err() != nil {
+		log.Warn("task interrupted by shutdown; it stays queued")
+		e.update(ctx, token, func(s *Snapshot) { s.State = StateQueued })
+		return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
 	}
+	var snap Snapshot
+	_ = e.store.UpdateTask(context.WithoutCancel(ctx), token, func(r *TaskRecord) error {
+		if err != nil {
+			r.Snap.State = StateError
+			r.Snap.Error = err.Error()
+		} else {
+			r.Snap.State = StateCompleted
+			r.Snap.Percent = 100
+		}
+		snap = r.Snap
+		return nil
+	})
+	if err != nil {
+		log.Warn("task failed", "err", err, "took", time.Since(began))
+		e.notify(ctx, token, EventError, snap, spec)
+	} else {
+		log.Info("task completed", "took", time.Since(began))
+	}
+	e.notify(ctx, token, EventSaved, snap, spec)
+	return nil
 }
 
 // progress raises a task's percent and sets its state; percent never goes
-// down.
-func (e *Engine) progress(token string, st State, pct float64) {
-	e.update(token, func(s *Snapshot) {
+// down. Entering a new state first passes the Gate, which may hold the
+// task or fail it.
+func (e *Engine) progress(ctx context.Context, token string, st State, pct float64) error {
+	if e.cfg.Gate != nil {
+		cur, err := e.store.Task(ctx, token)
+		if err == nil && cur.Snap.State != st {
+			if err := e.cfg.Gate.Enter(ctx, token, st); err != nil {
+				return err
+			}
+		}
+	}
+	e.update(ctx, token, func(s *Snapshot) {
 		s.State = st
 		if pct > s.Percent {
 			s.Percent = min(pct, 99.9)
 		}
 	})
+	return nil
 }
 
 // plannedFrame is one frame an output needs.
@@ -100,7 +120,9 @@ type producedFile struct {
 }
 
 func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir string) error {
-	e.progress(token, StateDownloading, 1)
+	if err := e.progress(ctx, token, StateDownloading, 1); err != nil {
+		return err
+	}
 	src, err := e.openSource(ctx, spec.Source)
 	if err != nil {
 		return err
@@ -109,11 +131,13 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 	if err != nil {
 		return err
 	}
-	e.update(token, func(s *Snapshot) {
+	e.update(ctx, token, func(s *Snapshot) {
 		s.Duration = media.Duration()
 		s.SourceSize = media.Size
 	})
-	e.progress(token, StateEncoding, 5)
+	if err := e.progress(ctx, token, StateEncoding, 5); err != nil {
+		return err
+	}
 
 	plans := make([]*outputPlan, len(spec.Outputs))
 	var all []*plannedFrame
@@ -133,7 +157,7 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 			return fmt.Errorf("format[%d]: %w", p.index, err)
 		}
 	}
-	return e.store(ctx, token, plans)
+	return e.save(ctx, token, plans)
 }
 
 // openSource returns what ffmpeg should read for a source URL.
@@ -290,7 +314,7 @@ func (e *Engine) grabAll(ctx context.Context, token, src string, m Media, plans 
 			done += len(chunk)
 			pct := 5 + 80*float64(done)/float64(len(jobs))
 			mu.Unlock()
-			e.progress(token, StateEncoding, pct)
+			e.update(ctx, token, func(s *Snapshot) { s.Percent = max(s.Percent, pct) })
 		})
 	}
 	wg.Wait()
@@ -459,8 +483,10 @@ func writeVTT(path string, cues []vtt.Cue) error {
 
 // store puts every produced file in its destinations, or keeps it, and
 // records an image entry for each.
-func (e *Engine) store(ctx context.Context, token string, plans []*outputPlan) error {
-	e.progress(token, StateSaving, 90)
+func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) error {
+	if err := e.progress(ctx, token, StateSaving, 90); err != nil {
+		return err
+	}
 	total := 0
 	for _, p := range plans {
 		total += len(p.files) * max(1, len(p.out.Destinations))
@@ -494,13 +520,14 @@ func (e *Engine) store(ctx context.Context, token string, plans []*outputPlan) e
 				locs = append(locs, loc)
 			}
 			for _, loc := range locs {
-				e.update(token, func(s *Snapshot) {
+				e.update(ctx, token, func(s *Snapshot) {
 					s.Images = append(s.Images, Image{Output: p.index, N: n, Kind: pf.kind, Format: pf.format,
 						UserTag: p.out.UserTag, Location: loc, Width: pf.width, Height: pf.height, Frames: pf.frames})
 				})
 				n++
 				stored++
-				e.progress(token, StateSaving, 90+9*float64(stored)/float64(total))
+				pct := 90 + 9*float64(stored)/float64(total)
+				e.update(ctx, token, func(s *Snapshot) { s.Percent = max(s.Percent, pct) })
 			}
 		}
 	}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"log/slog"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadConfig(t *testing.T) {
+	defaults := Config{
+		Addr: "127.0.0.1:8080", DataDir: "./thumbd-data", Workers: runtime.NumCPU(),
+		S3HTTPHosts: []string{"localhost", "127.0.0.1", "::1"}, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
+		LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second,
+	}
+	with := func(f func(c *Config)) Config {
+		c := defaults
+		c.S3HTTPHosts = append([]string(nil), defaults.S3HTTPHosts...)
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		want    Config
+		wantErr string
+	}{
+		{name: "defaults", want: defaults},
+		{
+			name: "environment",
+			env: map[string]string{
+				"THUMBD_ADDR": "0.0.0.0:9000", "THUMBD_PUBLIC_URL": "https://thumbs.example.com/",
+				"THUMBD_DATA_DIR": "/var/lib/thumbd", "THUMBD_API_KEYS": " key-one-123456, key-two-123456 ,",
+				"THUMBD_WORKERS": "6", "THUMBD_S3_HTTP_HOSTS": "minio,[::1]", "THUMBD_LOG_LEVEL": "debug",
+				"THUMBD_SHUTDOWN_TIMEOUT": "5s",
+			},
+			want: with(func(c *Config) {
+				c.Addr, c.PublicURL, c.DataDir = "0.0.0.0:9000", "https://thumbs.example.com", "/var/lib/thumbd"
+				c.APIKeys = []string{"key-one-123456", "key-two-123456"}
+				c.Workers, c.S3HTTPHosts, c.LogLevel, c.ShutdownTimeout = 6, []string{"minio", "::1"}, slog.LevelDebug, 5*time.Second
+			}),
+		},
+		{
+			name: "flags override the environment",
+			env:  map[string]string{"THUMBD_ADDR": "0.0.0.0:9000", "THUMBD_WORKERS": "6"},
+			args: []string{"-addr", "127.0.0.1:0", "-workers=3", "-public-url", "http://localhost:8080"},
+			want: with(func(c *Config) { c.Addr, c.Workers, c.PublicURL = "127.0.0.1:0", 3, "http://localhost:8080" }),
+		},
+		{name: "bad workers", env: map[string]string{"THUMBD_WORKERS": "many"}, wantErr: "THUMBD_WORKERS"},
+		{name: "zero workers", args: []string{"-workers", "0"}, wantErr: "-workers"},
+		{name: "bad public url", env: map[string]string{"THUMBD_PUBLIC_URL": "thumbs.example.com"}, wantErr: "THUMBD_PUBLIC_URL"},
+		{name: "bad log level", args: []string{"-log-level", "loud"}, wantErr: "-log-level"},
+		{name: "bad shutdown timeout", env: map[string]string{"THUMBD_SHUTDOWN_TIMEOUT": "soon"}, wantErr: "THUMBD_SHUTDOWN_TIMEOUT"},
+		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected arguments"},
+		{name: "unknown flag", args: []string{"-port", "80"}, wantErr: "not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			got, err := LoadConfig(tt.args, func(k string) string { return tt.env[k] }, &out)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	var out bytes.Buffer
+	_, err := LoadConfig([]string{"-h"}, func(string) string { return "" }, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("error = %v, want flag.ErrHelp", err)
+	}
+	for _, s := range settings() {
+		if !strings.Contains(out.String(), "-"+s.flag) || !strings.Contains(out.String(), s.env) {
+			t.Errorf("-h does not list -%s / %s", s.flag, s.env)
+		}
+	}
+}
