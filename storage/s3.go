@@ -102,7 +102,7 @@ type target struct {
 func (s *S3) target(op, rawURL, key, secret string) (*target, error) {
 	u, err := ParseS3URL(rawURL)
 	if err != nil {
-		return nil, &Error{Op: op, URL: stripUserinfo(rawURL), err: err, Message: err.Error()}
+		return nil, &Error{Op: op, URL: stripUserinfo(rawURL), err: err, Message: strings.TrimPrefix(err.Error(), "storage: ")}
 	}
 	t := &target{url: u, shown: stripUserinfo(rawURL), key: key, secret: secret, scheme: "https"}
 	if slices.ContainsFunc(s.opts.HTTPHosts, func(h string) bool { return strings.EqualFold(h, u.Host) }) {
