@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+)
+
+// maxGrabsPerProcess bounds the inputs one ffmpeg process opens, and so its
+// memory.
+const maxGrabsPerProcess = 16
+
+// grabAll takes every planned frame, in as few ffmpeg processes as the
+// parallelism allows, and fills in the frame each one got.
+func (e *Engine) grabAll(ctx context.Context, token, src string, m Media, plans []*outputPlan, all []*plannedFrame) error {
+	type job struct {
+		frame *plannedFrame
+		grab  Grab
+	}
+	var jobs []job
+	for _, p := range plans {
+		filter := FilterChain(p.geo, p.format, m.HDR())
+		codec := CodecArgs(p.format, p.out.Quality)
+		if p.out.Sprite && p.out.Kind == KindThumbnails {
+			filter = FilterChain(p.geo, PNG, m.HDR())
+			codec = CodecArgs(PNG, 0)
+		}
+		for _, f := range p.frames {
+			jobs = append(jobs, job{f, Grab{At: f.seek, Filter: filter, Codec: codec, Out: f.file}})
+		}
+	}
+	size := (len(jobs) + e.cfg.Workers - 1) / e.cfg.Workers
+	size = max(1, min(size, maxGrabsPerProcess))
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		done     int
+		firstErr error
+	)
+	for start := 0; start < len(jobs); start += size {
+		chunk := jobs[start:min(start+size, len(jobs))]
+		wg.Go(func() {
+			if err := e.acquire(ctx); err != nil {
+				return
+			}
+			defer e.release()
+			grabs := make([]Grab, len(chunk))
+			for i, j := range chunk {
+				grabs[i] = j.grab
+			}
+			_, stderr, err := e.cfg.Runner.run(ctx, e.cfg.Runner.FFmpeg, GrabArgs(src, grabs))
+			infos := ParseShowinfo(stderr)
+			for i, j := range chunk {
+				info, ok := infos[i]
+				if ok && nonEmpty(j.grab.Out) {
+					j.frame.info = info
+					continue
+				}
+				if ctx.Err() != nil {
+					break
+				}
+				// No frame at the seek position: past the end of a
+				// stream shorter than it claims, or a damaged tail. Take
+				// the last frame the decoder can give.
+				_, stderr2, err2 := e.cfg.Runner.run(ctx, e.cfg.Runner.FFmpeg, LastFrameArgs(src, j.grab))
+				info2, ok2 := lastShowinfo(stderr2)
+				if err2 == nil && ok2 && nonEmpty(j.grab.Out) {
+					j.frame.info = info2
+					continue
+				}
+				mu.Lock()
+				if firstErr == nil {
+					cause := err
+					if cause == nil {
+						cause = err2
+					}
+					firstErr = &SourceError{Reason: fmt.Sprintf("no video frame could be decoded at %.3fs", j.frame.requested.Seconds()), Err: cause}
+				}
+				mu.Unlock()
+			}
+			mu.Lock()
+			done += len(chunk)
+			pct := 5 + 80*float64(done)/float64(len(jobs))
+			mu.Unlock()
+			e.update(ctx, token, func(s *Snapshot) { s.Percent = max(s.Percent, pct) })
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	for _, f := range all {
+		f.info.PTS -= m.VideoStart
+	}
+	return nil
+}
+
+// lastShowinfo returns the last frame showinfo reported: with -update 1 the
+// output file holds that frame.
+func lastShowinfo(log []byte) (FrameInfo, bool) {
+	var last FrameInfo
+	found := false
+	var tb [2]int64
+	for _, line := range strings.Split(string(log), "\n") {
+		if m := showinfoTB.FindStringSubmatch(line); m != nil {
+			fmt.Sscan(m[2], &tb[0])
+			fmt.Sscan(m[3], &tb[1])
+			continue
+		}
+		if m := showinfoFrame.FindStringSubmatch(line); m != nil && tb[1] != 0 {
+			var pts int64
+			fmt.Sscan(m[3], &pts)
+			last = FrameInfo{PTS: seconds(float64(pts) * float64(tb[0]) / float64(tb[1])), Keyframe: m[4] == "1"}
+			found = true
+		}
+	}
+	return last, found
+}
+
+func (e *Engine) acquire(ctx context.Context) error {
+	select {
+	case e.procs <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Engine) release() { <-e.procs }
+
+func nonEmpty(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
+}

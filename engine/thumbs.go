@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/thumbd/thumbd/vtt"
+)
+
+// Default size of a sprite tile when an output gives no size.
+const defaultTileWidth = 160
+
+// planOutput decides which frames an output needs and how each is drawn.
+func planOutput(idx int, o Output, m Media, dir string) (*outputPlan, error) {
+	f := o.Format
+	if f == "" {
+		f = PNG
+	}
+	dw, dh := m.DisplaySize()
+	sized := o
+	if o.Sprite && o.Kind == KindThumbnails && o.Width == 0 && o.Height == 0 && o.Resolution == 0 {
+		sized.Width = defaultTileWidth
+	}
+	geo, err := Fit(dw, dh, sized)
+	if err != nil {
+		return nil, err
+	}
+	p := &outputPlan{index: idx, out: o, geo: geo, format: f}
+	dur := m.Duration()
+	var times []time.Duration
+	switch o.Kind {
+	case KindThumbnail:
+		var at time.Duration
+		switch {
+		case o.FrameNumber != nil:
+			at = time.Duration(*o.FrameNumber) * m.FrameDur
+		case o.StartTime != nil:
+			at = *o.StartTime
+		case o.Time != nil:
+			at = time.Duration(*o.Time * float64(dur))
+		}
+		times = []time.Duration{at}
+	case KindThumbnails:
+		for t := time.Duration(0); t < dur && len(times) < MaxThumbnails; t += o.Interval {
+			times = append(times, t)
+		}
+	}
+	last := m.LastFrame - m.VideoStart
+	eps := min(m.FrameDur/4, time.Millisecond)
+	ext := string(f)
+	if o.Sprite && o.Kind == KindThumbnails {
+		ext = "png" // tiles are lossless until the sheet is encoded
+	}
+	for i, at := range times {
+		seekRel := at
+		if o.FrameNumber != nil {
+			seekRel -= m.FrameDur / 3 // land on the frame, not after it
+		}
+		if seekRel > last-eps {
+			seekRel = last - eps
+		}
+		seekRel = max(seekRel, 0)
+		p.frames = append(p.frames, &plannedFrame{
+			requested: at,
+			seek:      m.VideoStart - m.Start + seekRel,
+			file:      filepath.Join(dir, fmt.Sprintf("o%d_f%05d.%s", idx, i+1, ext)),
+		})
+	}
+	return p, nil
+}
+
+// finishOutput turns an output's frames into the files to store: images as
+// they are, or sprite sheets, and the WebVTT file of a series.
+func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, dur time.Duration) error {
+	frameOf := func(f *plannedFrame) Frame {
+		return Frame{Requested: f.requested, Actual: f.info.PTS, Keyframe: f.info.Keyframe}
+	}
+	ext := string(p.format)
+	if p.out.Kind == KindThumbnail {
+		f := p.frames[0]
+		p.files = []producedFile{{name: fmt.Sprintf("thumbnail-%d.%s", p.index, ext), path: f.file, kind: KindImage,
+			format: ext, width: p.geo.W, height: p.geo.H, frames: []Frame{frameOf(f)}}}
+		return nil
+	}
+	var cues []vtt.Cue
+	cue := func(i int, text string) vtt.Cue {
+		start := time.Duration(i) * p.out.Interval
+		end := min(start+p.out.Interval, dur)
+		if i == len(p.frames)-1 {
+			end = dur
+		}
+		return vtt.Cue{Start: start, End: end, Text: text}
+	}
+	if !p.out.Sprite {
+		for i, f := range p.frames {
+			name := fmt.Sprintf("thumb_%04d.%s", i+1, ext)
+			p.files = append(p.files, producedFile{name: name, path: f.file, kind: KindImage, format: ext,
+				width: p.geo.W, height: p.geo.H, frames: []Frame{frameOf(f)}})
+			cues = append(cues, cue(i, name))
+		}
+	} else {
+		cols := p.out.Columns
+		if cols <= 0 {
+			cols = DefaultColumns
+		}
+		rows := p.out.Rows
+		if rows <= 0 {
+			rows = DefaultRows
+		}
+		cols = min(cols, len(p.frames))
+		perSheet := cols * rows
+		for s := 0; s*perSheet < len(p.frames); s++ {
+			tiles := p.frames[s*perSheet : min((s+1)*perSheet, len(p.frames))]
+			r := (len(tiles) + cols - 1) / cols
+			name := fmt.Sprintf("sprite_%04d.%s", s+1, ext)
+			out := filepath.Join(filepath.Dir(tiles[0].file), fmt.Sprintf("o%d_sprite_%04d.%s", p.index, s+1, ext))
+			args := SpriteArgs(tiles[0].file, s*perSheet+1, cols, r, len(tiles), CodecArgs(p.format, p.out.Quality), pixelFormat(p.format), out)
+			if err := e.acquire(ctx); err != nil {
+				return err
+			}
+			_, _, err := e.cfg.Runner.run(ctx, e.cfg.Runner.FFmpeg, args)
+			e.release()
+			if err != nil {
+				return fmt.Errorf("building sprite sheet %d: %w", s+1, err)
+			}
+			if !nonEmpty(out) {
+				return fmt.Errorf("building sprite sheet %d: ffmpeg wrote nothing", s+1)
+			}
+			pf := producedFile{name: name, path: out, kind: KindSprite, format: ext,
+				width: cols * p.geo.W, height: r * p.geo.H}
+			for i, f := range tiles {
+				pf.frames = append(pf.frames, frameOf(f))
+				x, y := (i%cols)*p.geo.W, (i/cols)*p.geo.H
+				cues = append(cues, cue(s*perSheet+i, fmt.Sprintf("%s#xywh=%d,%d,%d,%d", name, x, y, p.geo.W, p.geo.H)))
+			}
+			p.files = append(p.files, pf)
+		}
+	}
+	vttPath := filepath.Join(filepath.Dir(p.frames[0].file), fmt.Sprintf("o%d_thumbnails.vtt", p.index))
+	if err := writeVTT(vttPath, cues); err != nil {
+		return err
+	}
+	p.files = append(p.files, producedFile{name: "thumbnails.vtt", path: vttPath, kind: KindVTT, format: "vtt"})
+	return nil
+}
+
+// SpriteArgs builds the ffmpeg invocation that tiles n numbered tile images,
+// starting at number start of the sequence that first belongs to, into one
+// sheet of cols×rows tiles.
+func SpriteArgs(first string, start, cols, rows, n int, codec []string, pixfmt, out string) []string {
+	pattern := spritePattern(first)
+	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+		"-f", "image2", "-framerate", "1", "-start_number", fmt.Sprint(start), "-i", pattern,
+		"-frames:v", "1", "-vf", fmt.Sprintf("trim=end_frame=%d,tile=%dx%d,format=%s", n, cols, rows, pixfmt)}
+	args = append(args, codec...)
+	return append(args, "-f", "image2", "-update", "1", out)
+}
+
+// spritePattern turns ".../o1_f00001.png" into ".../o1_f%05d.png".
+func spritePattern(first string) string {
+	dir, base := filepath.Split(first)
+	i := strings.LastIndex(base, "_f")
+	return dir + base[:i+2] + "%05d" + path.Ext(base)
+}
+
+func writeVTT(path string, cues []vtt.Cue) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := vtt.NewWriter(f)
+	for _, c := range cues {
+		if err := w.Write(c); err != nil {
+			f.Close()
+			return fmt.Errorf("writing WebVTT: %w", err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
