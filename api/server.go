@@ -95,6 +95,9 @@ func (s *Server) Handler() http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorReply{Error: codeInternal, Message: "no such API method: " + r.URL.Path})
 	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, errorReply{Error: codeInternal, Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
+	})
 	return r
 }
 
@@ -251,9 +254,12 @@ func (s *Server) status(r *http.Request, form url.Values) (any, error) {
 	reply := statusReply{Statuses: map[string]*statusJSON{}}
 	for _, t := range tokens {
 		snap, err := s.cfg.Engine.Status(r.Context(), t)
-		if err != nil {
+		if errors.Is(err, engine.ErrTokenNotFound) || errors.Is(err, engine.ErrBadToken) {
 			reply.Statuses[t] = unknownStatus(base)
 			continue
+		}
+		if err != nil {
+			return nil, err // error 1: the client polls again
 		}
 		reply.Statuses[t] = toStatusJSON(t, snap, base)
 	}
