@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 )
 
 // maxGrabsPerProcess bounds the inputs one ffmpeg process opens, and so its
@@ -54,7 +55,8 @@ func (e *Engine) grabAll(ctx context.Context, token, src string, m Media, plans 
 			infos := ParseShowinfo(stderr)
 			for i, j := range chunk {
 				info, ok := infos[i]
-				if ok && nonEmpty(j.grab.Out) {
+				info, ok = e.exactFrame(ctx, src, m, j.grab, info, ok && nonEmpty(j.grab.Out))
+				if ok {
 					j.frame.info = info
 					continue
 				}
@@ -136,4 +138,27 @@ func (e *Engine) release() { <-e.procs }
 func nonEmpty(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
+}
+
+// exactFrame checks that a grab got the first frame at or after its target.
+// Demuxers without an index (MPEG-TS, MPEG-PS, raw streams) seek to any
+// packet, not to a keyframe; the decoder then drops every frame up to the
+// next keyframe, which may lie well past the target, or past the end. Such a
+// grab (no frame, or a keyframe more than a frame past the target) is redone
+// from further back, with the frames before the target dropped explicitly.
+func (e *Engine) exactFrame(ctx context.Context, src string, m Media, g Grab, info FrameInfo, ok bool) (FrameInfo, bool) {
+	target := m.Start + g.At // where -ss puts its trim, in -copyts time
+	missed := func() bool { return !ok || info.Keyframe && info.PTS >= target+m.FrameDur+time.Millisecond }
+	for back := 2 * time.Second; g.At > 0 && back <= 128*time.Second && missed() && ctx.Err() == nil; back *= 4 {
+		r := g
+		r.At, r.Skip = max(0, g.At-back), target
+		_, stderr, err := e.cfg.Runner.run(ctx, e.cfg.Runner.FFmpeg, GrabArgs(src, []Grab{r}))
+		if in, got := ParseShowinfo(stderr)[0]; err == nil && got && nonEmpty(r.Out) {
+			info, ok = in, true
+		}
+		if r.At == 0 {
+			break
+		}
+	}
+	return info, ok
 }

@@ -21,6 +21,7 @@ type Grab struct {
 	Filter string        // ffmpeg filter chain applied after the frame is decoded
 	Codec  []string      // encoder options, e.g. {"-c:v", "png"}
 	Out    string        // output file path
+	Skip   time.Duration // >0: drop frames before this time (as -copyts reports it) before showinfo
 }
 
 // GrabArgs builds one ffmpeg invocation that takes every grab from src, each
@@ -39,6 +40,9 @@ func GrabArgs(src string, grabs []Grab) []string {
 	}
 	for i, g := range grabs {
 		chain := fmt.Sprintf("showinfo@g%d", i)
+		if g.Skip > 0 {
+			chain = "trim=start=" + formatSeconds(g.Skip) + "," + chain
+		}
 		if g.Filter != "" {
 			chain += "," + g.Filter
 		}

@@ -91,9 +91,11 @@ func FilterChain(g Geometry, f ImageFormat, hdr bool) string {
 	chain += fmt.Sprintf("scale=%d:%d:flags=bicubic,setsar=1", g.ScaleW, g.ScaleH)
 	switch {
 	case g.Crop:
-		chain += fmt.Sprintf(",crop=%d:%d:%d:%d", g.W, g.H, g.X, g.Y)
+		chain += fmt.Sprintf(",crop=%d:%d:%d:%d:exact=1", g.W, g.H, g.X, g.Y)
 	case g.ScaleW != g.W || g.ScaleH != g.H:
-		chain += fmt.Sprintf(",pad=%d:%d:%d:%d:color=black", g.W, g.H, g.X, g.Y)
+		// pad rounds sizes and offsets to the chroma subsampling: pad an
+		// unsubsampled picture so odd sizes stay exact.
+		chain += fmt.Sprintf(",format=yuv444p,pad=%d:%d:%d:%d:color=black", g.W, g.H, g.X, g.Y)
 	}
 	return chain + ",format=" + pixelFormat(f)
 }

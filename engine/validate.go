@@ -63,9 +63,8 @@ func validateSource(src string) error {
 func validateOutput(o Output) error {
 	switch o.Kind {
 	case KindThumbnail:
-		n := 0
+		// frame_number wins over start_time, which wins over time.
 		if o.Time != nil {
-			n++
 			if *o.Time < 0 || *o.Time > 1 {
 				return &ValidationError{Field: "time", Reason: "must be a fraction of the duration between 0 and 1"}
 			}

@@ -1,0 +1,1165 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "golang.org/x/image/webp"
+
+	"github.com/thumbd/thumbd/storage"
+	"github.com/thumbd/thumbd/vtt"
+)
+
+// Integration tests: real ffmpeg and ffprobe on small clips made with
+// ffmpeg itself. testdata/clip.mp4 (repo root) is 10 s, 640x360, 25 fps
+// H.264 with B-frames, GOP 50, AAC; its top 40 rows encode the frame number
+// in 8 blocks of 80 px, bit b white in block b.
+
+func needFFmpeg(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not on PATH", tool)
+		}
+	}
+}
+
+// ---- clips ----
+
+var (
+	clipsOnce sync.Once
+	clipsDir  string
+	clipsErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if clipsDir != "" {
+		os.RemoveAll(clipsDir)
+	}
+	os.Exit(code)
+}
+
+// clips makes every edge-case clip once, in a directory shared by the
+// tests, and returns it.
+func clips(t *testing.T) string {
+	t.Helper()
+	needFFmpeg(t)
+	clipsOnce.Do(func() {
+		began := time.Now()
+		clipsDir, clipsErr = os.MkdirTemp("", "thumbd-engine-clips-")
+		if clipsErr == nil {
+			clipsErr = buildClips(clipsDir)
+		}
+		if testing.Verbose() {
+			fmt.Printf("clips made in %v\n", time.Since(began).Round(time.Millisecond))
+		}
+	})
+	if clipsErr != nil {
+		t.Fatalf("making clips: %v", clipsErr)
+	}
+	return clipsDir
+}
+
+func buildClips(dir string) error {
+	ff := func(out string, args ...string) error {
+		full := append([]string{"-hide_banner", "-nostdin", "-v", "error", "-y"}, args...)
+		full = append(full, filepath.Join(dir, out))
+		cmd := exec.Command("ffmpeg", full...)
+		cmd.Dir = dir
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("ffmpeg %s: %v: %s", strings.Join(full, " "), err, b)
+		}
+		return nil
+	}
+	src, err := filepath.Abs("../testdata/clip.mp4")
+	if err != nil {
+		return err
+	}
+	if err := os.Symlink(src, filepath.Join(dir, "clip.mp4")); err != nil {
+		return err
+	}
+	x264 := []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"}
+	steps := []struct {
+		out  string
+		args []string
+	}{
+		// A white box in the top-left corner of a black 320x180 picture.
+		{"box.mp4", append([]string{"-f", "lavfi", "-i", "color=black:s=320x180:r=25:d=1,drawbox=x=0:y=0:w=80:h=45:color=white:t=fill"}, x264...)},
+		// ffmpeg 5.1's mov muxer turns the legacy rotate tag into a display
+		// matrix (ffprobe then reports rotation = the tag, counter-clockwise).
+		{"rot90.mp4", []string{"-i", "box.mp4", "-c", "copy", "-metadata:s:v:0", "rotate=90"}},
+		{"rot180.mp4", []string{"-i", "box.mp4", "-c", "copy", "-metadata:s:v:0", "rotate=180"}},
+		{"rot270.mp4", []string{"-i", "box.mp4", "-c", "copy", "-metadata:s:v:0", "rotate=270"}},
+		{"sar.mp4", append([]string{"-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=1,setsar=2"}, x264...)},
+		// Video 2 s, audio 4 s.
+		{"av.mp4", append([]string{"-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2", "-f", "lavfi", "-i", "sine=d=4", "-c:a", "aac"}, x264...)},
+		// MPEG-TS starts at 1.4 s; with B-frames the video starts at 1.48 s.
+		{"clip.ts", []string{"-i", "clip.mp4", "-c", "copy", "-f", "mpegts"}},
+		// Matroska has no stream duration, only a DURATION tag.
+		{"clip.mkv", []string{"-i", "clip.mp4", "-c", "copy"}},
+		{"short.mp4", append([]string{"-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=0.3"}, x264...)},
+		// The first 4 s of clip.mp4 with a single keyframe.
+		{"onekey.mp4", append([]string{"-i", "clip.mp4", "-t", "4", "-an", "-g", "1000", "-keyint_min", "1000", "-sc_threshold", "0", "-bf", "2"}, x264...)},
+		{"onekey.ts", []string{"-i", "onekey.mp4", "-c", "copy", "-f", "mpegts"}},
+		{"hdr.mp4", append([]string{"-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=1",
+			"-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc"}, x264...)},
+		{"audio.m4a", []string{"-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac"}},
+	}
+	for _, s := range steps {
+		if err := ff(s.out, s.args...); err != nil {
+			return err
+		}
+	}
+	// clip.ts cut in half, on a packet boundary plus a few bytes: a damaged tail.
+	ts, err := os.ReadFile(filepath.Join(dir, "clip.ts"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "truncated.ts"), ts[:len(ts)/2/188*188+100], 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("These are not the frames you are looking for.\n"), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "empty.mp4"), nil, 0o644)
+}
+
+// ---- Probe ----
+
+func TestProbeClips(t *testing.T) {
+	dir := clips(t)
+	r := Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
+	const fd = 40 * time.Millisecond
+	tests := []struct {
+		file           string
+		w, h           int // coded
+		dispW, dispH   int
+		rotation       int
+		dur            time.Duration
+		videoStart     time.Duration
+		sourceErr      string // non-empty: Probe must fail with a *SourceError containing it
+		formatContains string
+	}{
+		{file: "clip.mp4", w: 640, h: 360, dispW: 640, dispH: 360, dur: 10 * time.Second, formatContains: "mp4"},
+		{file: "rot90.mp4", w: 320, h: 180, dispW: 180, dispH: 320, rotation: 270, dur: time.Second},
+		{file: "rot180.mp4", w: 320, h: 180, dispW: 320, dispH: 180, rotation: 180, dur: time.Second},
+		{file: "rot270.mp4", w: 320, h: 180, dispW: 180, dispH: 320, rotation: 90, dur: time.Second},
+		{file: "sar.mp4", w: 320, h: 240, dispW: 640, dispH: 240, dur: time.Second},
+		{file: "av.mp4", w: 160, h: 120, dispW: 160, dispH: 120, dur: 2 * time.Second},
+		{file: "clip.ts", w: 640, h: 360, dispW: 640, dispH: 360, dur: 10 * time.Second, videoStart: 1480 * time.Millisecond, formatContains: "mpegts"},
+		// Matroska's millisecond timestamps: the muxer shifts the B-frame delay to 23 ms.
+		{file: "clip.mkv", w: 640, h: 360, dispW: 640, dispH: 360, dur: 10 * time.Second, videoStart: 23 * time.Millisecond, formatContains: "matroska"},
+		{file: "short.mp4", w: 160, h: 120, dispW: 160, dispH: 120, dur: 8 * fd},
+		{file: "onekey.mp4", w: 640, h: 360, dispW: 640, dispH: 360, dur: 4 * time.Second},
+		{file: "truncated.ts", w: 640, h: 360, dispW: 640, dispH: 360, dur: 128 * fd, videoStart: 1480 * time.Millisecond},
+		{file: "audio.m4a", sourceErr: "no video stream"},
+		{file: "notes.txt", sourceErr: "could not be read"},
+		{file: "empty.mp4", sourceErr: "could not be read"},
+		{file: "missing.mp4", sourceErr: "could not be read"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			m, err := r.Probe(context.Background(), filepath.Join(dir, tt.file))
+			if tt.sourceErr != "" {
+				var se *SourceError
+				if !errors.As(err, &se) || !strings.Contains(err.Error(), tt.sourceErr) {
+					t.Fatalf("Probe = %+v, %v; want a *SourceError saying %q", m, err, tt.sourceErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Probe: %v", err)
+			}
+			if m.Width != tt.w || m.Height != tt.h {
+				t.Errorf("coded size %dx%d, want %dx%d", m.Width, m.Height, tt.w, tt.h)
+			}
+			if w, h := m.DisplaySize(); w != tt.dispW || h != tt.dispH {
+				t.Errorf("DisplaySize %dx%d, want %dx%d (%+v)", w, h, tt.dispW, tt.dispH, m)
+			}
+			if m.Rotation != tt.rotation {
+				t.Errorf("Rotation %d, want %d", m.Rotation, tt.rotation)
+			}
+			if m.FrameDur != fd {
+				t.Errorf("FrameDur %v, want %v", m.FrameDur, fd)
+			}
+			if d := m.Duration(); absDur(d-tt.dur) > time.Millisecond {
+				t.Errorf("Duration %v, want %v (%+v)", d, tt.dur, m)
+			}
+			if absDur(m.VideoStart-tt.videoStart) > time.Millisecond {
+				t.Errorf("VideoStart %v, want %v", m.VideoStart, tt.videoStart)
+			}
+			if m.Start > m.VideoStart {
+				t.Errorf("file Start %v after VideoStart %v", m.Start, m.VideoStart)
+			}
+			if tt.formatContains != "" && !strings.Contains(m.FormatName, tt.formatContains) {
+				t.Errorf("FormatName %q", m.FormatName)
+			}
+			if m.Size <= 0 {
+				t.Errorf("Size %d", m.Size)
+			}
+		})
+	}
+}
+
+// TestProbeFakeFFprobe feeds Probe canned ffprobe output to cover what the
+// generated clips do not: cover art, legacy rotate tags, odd frame rates,
+// missing packets.
+func TestProbeFakeFFprobe(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	const video = `{"index":%d,"codec_type":"video","codec_name":"h264","width":640,"height":360,"sample_aspect_ratio":"1:1","avg_frame_rate":"%s","r_frame_rate":"%s","start_time":"0.000000","duration":"%s"%s}`
+	probe := func(streams ...string) string {
+		return `{"streams":[` + strings.Join(streams, ",") + `],"format":{"format_name":"mov,mp4","start_time":"0.000000","duration":"10.000000","size":"1234"}}`
+	}
+	packets := func(pts ...string) string {
+		var ps []string
+		for _, p := range pts {
+			ps = append(ps, `{"pts_time":"`+p+`","duration_time":"0.040000"}`)
+		}
+		return `{"packets":[` + strings.Join(ps, ",") + `]}`
+	}
+	cover := `{"index":0,"codec_type":"video","codec_name":"mjpeg","width":300,"height":300,"disposition":{"attached_pic":1}}`
+	audio := `{"index":0,"codec_type":"audio","codec_name":"aac","start_time":"0.000000","duration":"10.000000"}`
+	tests := []struct {
+		name       string
+		probe      string
+		packets    string
+		rc         int
+		stream     string // -select_streams wanted
+		rotation   int
+		frameDur   time.Duration
+		lastFrame  time.Duration
+		codec      string
+		errContain string
+	}{
+		{name: "plain", probe: probe(fmt.Sprintf(video, 0, "25/1", "25/1", "10.000000", "")), packets: packets("9.800000", "9.960000", "9.880000"),
+			stream: "0", frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
+		{name: "cover art first", probe: probe(cover, fmt.Sprintf(video, 1, "25/1", "25/1", "10.000000", "")), packets: packets("9.960000"),
+			stream: "1", frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
+		{name: "legacy rotate tag", probe: probe(fmt.Sprintf(video, 0, "25/1", "25/1", "10.000000", `,"tags":{"rotate":"90"}`)), packets: packets("9.960000"),
+			stream: "0", rotation: 90, frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
+		{name: "display matrix -90", probe: probe(fmt.Sprintf(video, 0, "25/1", "25/1", "10.000000", `,"side_data_list":[{"side_data_type":"Display Matrix","rotation":-90}]`)), packets: packets("9.960000"),
+			stream: "0", rotation: 90, frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
+		{name: "display matrix 180", probe: probe(fmt.Sprintf(video, 0, "25/1", "25/1", "10.000000", `,"side_data_list":[{"side_data_type":"Display Matrix","rotation":180}]`)), packets: packets("9.960000"),
+			stream: "0", rotation: 180, frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
+		{name: "no avg frame rate", probe: probe(fmt.Sprintf(video, 0, "0/0", "30000/1001", "10.000000", "")), packets: packets("9.976633"),
+			stream: "0", frameDur: 33367 * time.Microsecond, lastFrame: 9976633 * time.Microsecond, codec: "h264"},
+		{name: "matroska duration tag", probe: probe(strings.Replace(fmt.Sprintf(video, 0, "25/1", "25/1", "", `,"tags":{"DURATION":"00:00:04.000000000"}`), `"duration":"",`, "", 1)), packets: packets("3.960000"),
+			stream: "0", frameDur: 40 * time.Millisecond, lastFrame: 3960 * time.Millisecond, codec: "h264"},
+		{name: "no packets: from the duration", probe: probe(fmt.Sprintf(video, 0, "25/1", "25/1", "10.000000", "")), packets: packets(),
+			stream: "0", frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
+		{name: "audio only", probe: probe(audio), packets: packets(), errContain: "no video stream"},
+		{name: "not json", probe: "garbage", packets: packets(), errContain: "could not be read"},
+		{name: "ffprobe fails", probe: "{}", rc: 1, packets: packets(), errContain: "could not be read"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write := func(name, s string) {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write("probe.json", tt.probe)
+			write("packets.json", tt.packets)
+			script := fmt.Sprintf("#!/bin/sh\necho \"$@\" >> '%[1]s/args'\ncase \"$*\" in\n*packet=*) cat '%[1]s/packets.json' ;;\n*) cat '%[1]s/probe.json'; exit %[2]d ;;\nesac\n", dir, tt.rc)
+			write("ffprobe", script)
+			if err := os.Chmod(filepath.Join(dir, "ffprobe"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			r := Runner{FFmpeg: "ffmpeg", FFprobe: filepath.Join(dir, "ffprobe")}
+			m, err := r.Probe(context.Background(), "in.mp4")
+			if tt.errContain != "" {
+				var se *SourceError
+				if !errors.As(err, &se) || !strings.Contains(err.Error(), tt.errContain) {
+					t.Fatalf("Probe = %+v, %v; want a *SourceError with %q", m, err, tt.errContain)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Probe: %v", err)
+			}
+			if m.Rotation != tt.rotation || m.FrameDur != tt.frameDur || m.LastFrame != tt.lastFrame || m.Codec != tt.codec || m.Width != 640 {
+				t.Errorf("Probe = %+v\nwant rotation %d, frame %v, last %v, codec %s, 640 wide", m, tt.rotation, tt.frameDur, tt.lastFrame, tt.codec)
+			}
+			if m.Size != 1234 || m.FormatName != "mov,mp4" {
+				t.Errorf("format fields: %+v", m)
+			}
+			args, _ := os.ReadFile(filepath.Join(dir, "args"))
+			if !strings.Contains(string(args), "-select_streams "+tt.stream+" ") {
+				t.Errorf("packets read from the wrong stream (want %s):\n%s", tt.stream, args)
+			}
+		})
+	}
+}
+
+// ---- the engine, end to end ----
+
+// fakeFiles is a FileStore writing under a directory.
+type fakeFiles struct {
+	dir string
+	mu  sync.Mutex
+	ct  map[string]string
+}
+
+func (f *fakeFiles) Put(ctx context.Context, name string, body io.Reader, contentType string) (storage.Location, error) {
+	if strings.Contains(name, "..") || strings.HasPrefix(name, "/") {
+		return storage.Location{}, fmt.Errorf("bad name %q", name)
+	}
+	p := filepath.Join(f.dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return storage.Location{}, err
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return storage.Location{}, err
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		return storage.Location{}, err
+	}
+	f.mu.Lock()
+	f.ct[name] = contentType
+	f.mu.Unlock()
+	return storage.Location{Type: "local", Key: name}, nil
+}
+
+// fakeObjects is an ObjectStore that keeps what it is given in memory.
+type fakeObjects struct {
+	mu   sync.Mutex
+	puts map[string]int64 // URL → size
+}
+
+func (f *fakeObjects) Put(ctx context.Context, dst storage.Destination, body io.ReadSeeker, size int64, contentType string) (storage.Location, error) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return storage.Location{}, err
+	}
+	if int64(len(b)) != size || size == 0 {
+		return storage.Location{}, fmt.Errorf("size %d, read %d", size, len(b))
+	}
+	f.mu.Lock()
+	f.puts[dst.URL] = size
+	f.mu.Unlock()
+	return storage.Location{URL: dst.URL, Type: "custom_s3"}, nil
+}
+
+// fakeNotifier records the events of each task.
+type fakeNotifier struct {
+	mu     sync.Mutex
+	events map[string][]EventKind
+}
+
+func (f *fakeNotifier) Notify(ctx context.Context, ev Event) {
+	f.mu.Lock()
+	f.events[ev.Token] = append(f.events[ev.Token], ev.Kind)
+	f.mu.Unlock()
+}
+
+func (f *fakeNotifier) of(token string) []EventKind {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]EventKind(nil), f.events[token]...)
+}
+
+type harness struct {
+	e       *Engine
+	files   *fakeFiles
+	objects *fakeObjects
+	events  *fakeNotifier
+	workDir string
+	base    string // URL of the clips directory
+	stop    func() // ends Run and waits for it
+	last    string // token of the last task run
+}
+
+// newHarness starts an engine whose sources are served over HTTP from the
+// clips directory (the engine accepts only http, https and s3 sources).
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	dir := clips(t)
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	h := &harness{
+		files:   &fakeFiles{dir: t.TempDir(), ct: map[string]string{}},
+		objects: &fakeObjects{puts: map[string]int64{}},
+		events:  &fakeNotifier{events: map[string][]EventKind{}},
+		workDir: t.TempDir(),
+		base:    srv.URL,
+	}
+	h.e = New(Config{Workers: 2, WorkDir: h.workDir, Files: h.files, Objects: h.objects, Notifier: h.events})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		if err := h.e.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		close(done)
+	}()
+	var once sync.Once
+	h.stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(func() {
+		h.stop()
+		srv.Close()
+	})
+	return h
+}
+
+// start starts a task and returns its token.
+func (h *harness) start(t *testing.T, clip string, outputs ...Output) string {
+	t.Helper()
+	tok, _, err := h.e.NewSession(t.Context(), "test-api-key-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := h.e.CreateTask(t.Context(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.Start(t.Context(), task, Spec{Source: h.base + "/" + clip, Outputs: outputs}); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	return task
+}
+
+// run starts a task for outputs on the clip and waits for it to end.
+func (h *harness) run(t *testing.T, clip string, outputs ...Output) Snapshot {
+	t.Helper()
+	return h.wait(t, h.start(t, clip, outputs...))
+}
+
+// wait polls a task until it ends.
+func (h *harness) wait(t *testing.T, task string) Snapshot {
+	t.Helper()
+	h.last = task
+	deadline := time.Now().Add(45 * time.Second)
+	var last Snapshot
+	for {
+		s, err := h.e.Status(t.Context(), task)
+		if err != nil {
+			t.Fatalf("Status: %v", err)
+		}
+		if s.Percent < last.Percent {
+			t.Errorf("percent went down: %v → %v", last.Percent, s.Percent)
+		}
+		last = s
+		if s.State.Done() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task not done after 45 s: %+v", s)
+		}
+		time.Sleep(15 * time.Millisecond)
+	}
+	if last.State == StateCompleted {
+		if last.Percent != 100 {
+			t.Errorf("completed at %v%%", last.Percent)
+		}
+		for _, img := range last.Images {
+			if img.Location.Type != "local" {
+				continue
+			}
+			fi, err := os.Stat(h.path(img))
+			if err != nil || fi.Size() == 0 {
+				t.Errorf("image %+v: stored file missing or empty (%v)", img, err)
+			}
+		}
+	}
+	return last
+}
+
+func (h *harness) path(img Image) string {
+	return filepath.Join(h.files.dir, filepath.FromSlash(img.Location.Key))
+}
+
+func mustComplete(t *testing.T, s Snapshot) {
+	t.Helper()
+	if s.State != StateCompleted {
+		t.Fatalf("task ended %q: %s", s.State, s.Error)
+	}
+}
+
+// imagesOf returns the output's images of a kind, in order.
+func imagesOf(s Snapshot, output int, kind ImageKind) []Image {
+	var out []Image
+	for _, img := range s.Images {
+		if img.Output == output && img.Kind == kind {
+			out = append(out, img)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].N < out[j].N })
+	return out
+}
+
+func decode(t *testing.T, path string) (image.Image, string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, format, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("decoding %s: %v", filepath.Base(path), err)
+	}
+	return img, format
+}
+
+func luma(img image.Image, x, y int) uint8 {
+	return color.GrayModel.Convert(img.At(x, y)).(color.Gray).Y
+}
+
+// bandFrame reads the frame number clip.mp4 draws in its top band, from a
+// picture of it whose band starts at (x0, y0) with blocks blockW wide and
+// bandH tall.
+func bandFrame(img image.Image, x0, y0, blockW, bandH int) (int, error) {
+	n := 0
+	var ls []uint8
+	for b := range 8 {
+		l := luma(img, x0+blockW*b+blockW/2, y0+bandH/2)
+		ls = append(ls, l)
+		switch {
+		case l > 170:
+			n |= 1 << b
+		case l < 85:
+		default:
+			return -1, fmt.Errorf("block %d is neither black nor white (lumas %v)", b, ls)
+		}
+	}
+	return n, nil
+}
+
+// imageFrame decodes a full-frame image of clip.mp4 (any size with its
+// aspect ratio) and returns its frame number.
+func imageFrame(t *testing.T, path string) int {
+	t.Helper()
+	img, _ := decode(t, path)
+	w, h := img.Bounds().Dx(), img.Bounds().Dy()
+	n, err := bandFrame(img, 0, 0, w/8, h*40/360)
+	if err != nil {
+		t.Fatalf("%s: %v", filepath.Base(path), err)
+	}
+	return n
+}
+
+// (a) rotation.
+func TestEngineRotation(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		clip   string
+		w, h   int
+		corner string // where the source's top-left box ends up
+	}{
+		{"box.mp4", 320, 180, "tl"},
+		{"rot90.mp4", 180, 320, "bl"}, // display matrix 90° counter-clockwise
+		{"rot180.mp4", 320, 180, "br"},
+		{"rot270.mp4", 180, 320, "tr"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.clip, func(t *testing.T) {
+			s := h.run(t, tt.clip, Output{Kind: KindThumbnail}, Output{Kind: KindThumbnail, Width: 90, Format: JPEG})
+			mustComplete(t, s)
+			def := imagesOf(s, 0, KindImage)
+			small := imagesOf(s, 1, KindImage)
+			if len(def) != 1 || len(small) != 1 {
+				t.Fatalf("images: %+v", s.Images)
+			}
+			img, _ := decode(t, h.path(def[0]))
+			if b := img.Bounds(); b.Dx() != tt.w || b.Dy() != tt.h || def[0].Width != tt.w || def[0].Height != tt.h {
+				t.Errorf("default size: file %v, reported %dx%d, want %dx%d", b.Size(), def[0].Width, def[0].Height, tt.w, tt.h)
+			}
+			corners := map[string]image.Point{"tl": {10, 10}, "tr": {tt.w - 11, 10}, "bl": {10, tt.h - 11}, "br": {tt.w - 11, tt.h - 11}}
+			for name, p := range corners {
+				white := luma(img, p.X, p.Y) > 128
+				if white != (name == tt.corner) {
+					t.Errorf("corner %s white=%v; the box should be at %s", name, white, tt.corner)
+				}
+			}
+			si, _ := decode(t, h.path(small[0]))
+			wantH := int(math.Round(90 * float64(tt.h) / float64(tt.w)))
+			if b := si.Bounds(); b.Dx() != 90 || b.Dy() != wantH {
+				t.Errorf("width 90: file %v, want 90x%d", b.Size(), wantH)
+			}
+		})
+	}
+}
+
+// (b) non-square pixels.
+func TestEngineNonSquarePixels(t *testing.T) {
+	h := newHarness(t)
+	s := h.run(t, "sar.mp4", Output{Kind: KindThumbnail}, Output{Kind: KindThumbnail, Resolution: 120})
+	mustComplete(t, s)
+	for i, want := range []image.Point{{640, 240}, {320, 120}} {
+		imgs := imagesOf(s, i, KindImage)
+		if len(imgs) != 1 {
+			t.Fatalf("output %d: %+v", i, imgs)
+		}
+		img, _ := decode(t, h.path(imgs[0]))
+		if img.Bounds().Size() != want || imgs[0].Width != want.X || imgs[0].Height != want.Y {
+			t.Errorf("output %d: file %v, reported %dx%d, want %v", i, img.Bounds().Size(), imgs[0].Width, imgs[0].Height, want)
+		}
+	}
+}
+
+// (c) and (h), single thumbnails: every position lands on the first frame at
+// or after it; positions at or past the end give the last frame.
+func TestEngineThumbnailPositions(t *testing.T) {
+	h := newHarness(t)
+	f := func(v float64) *float64 { return &v }
+	n := func(v int64) *int64 { return &v }
+	d := func(v time.Duration) *time.Duration { return &v }
+	const last = 249
+	tests := []struct {
+		name      string
+		o         Output
+		requested time.Duration
+		frame     int
+	}{
+		{"nothing: first frame", Output{}, 0, 0},
+		{"start_time 0.01", Output{StartTime: d(10 * time.Millisecond)}, 10 * time.Millisecond, 1},
+		{"start_time 1.23", Output{StartTime: d(1230 * time.Millisecond)}, 1230 * time.Millisecond, 31},
+		{"start_time 2.08 on a B-frame", Output{StartTime: d(2080 * time.Millisecond)}, 2080 * time.Millisecond, 52},
+		{"frame_number 7", Output{FrameNumber: n(7)}, 280 * time.Millisecond, 7},
+		{"frame_number 50 (keyframe)", Output{FrameNumber: n(50)}, 2 * time.Second, 50},
+		{"frame_number last", Output{FrameNumber: n(last)}, last * 40 * time.Millisecond, last},
+		{"time 0.5", Output{Time: f(0.5)}, 5 * time.Second, 125},
+		{"time 1.0", Output{Time: f(1)}, 10 * time.Second, last},
+		{"start_time 9.99, after the last frame", Output{StartTime: d(9990 * time.Millisecond)}, 9990 * time.Millisecond, last},
+		{"start_time past the end", Output{StartTime: d(time.Minute)}, time.Minute, last},
+		{"frame_number past the end", Output{FrameNumber: n(400)}, 16 * time.Second, last},
+	}
+	var outs []Output
+	for _, tt := range tests {
+		o := tt.o
+		o.Kind = KindThumbnail
+		outs = append(outs, o)
+	}
+	s := h.run(t, "clip.mp4", outs...)
+	mustComplete(t, s)
+	if s.Duration != 10*time.Second {
+		t.Errorf("Snapshot.Duration %v", s.Duration)
+	}
+	if ev := h.events.of(h.last); !slices.Equal(ev, []EventKind{EventQueued, EventSaved}) {
+		t.Errorf("events %v, want queued, saved", ev)
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			imgs := imagesOf(s, i, KindImage)
+			if len(imgs) != 1 || len(imgs[0].Frames) != 1 {
+				t.Fatalf("images: %+v", imgs)
+			}
+			img := imgs[0]
+			if want := fmt.Sprintf("%s/thumbnail-%d.png", h.last, i); img.Location.Key != want || img.Location.Type != "local" {
+				t.Errorf("stored as %+v, want key %s", img.Location, want)
+			}
+			if img.Width != 640 || img.Height != 360 || img.Format != "png" {
+				t.Errorf("image %dx%d %s", img.Width, img.Height, img.Format)
+			}
+			if got := imageFrame(t, h.path(img)); got != tt.frame {
+				t.Errorf("picture shows frame %d, want %d", got, tt.frame)
+			}
+			fr := img.Frames[0]
+			if fr.Requested != tt.requested {
+				t.Errorf("Requested %v, want %v", fr.Requested, tt.requested)
+			}
+			if want := time.Duration(tt.frame) * 40 * time.Millisecond; absDur(fr.Actual-want) > time.Millisecond {
+				t.Errorf("Actual %v, want %v", fr.Actual, want)
+			}
+			if fr.Keyframe != (tt.frame%50 == 0) {
+				t.Errorf("Keyframe %v for frame %d (GOP 50)", fr.Keyframe, tt.frame)
+			}
+		})
+	}
+}
+
+// (h) a series at an interval that is not a multiple of the GOP.
+func TestEngineFrameAccuracy(t *testing.T) {
+	h := newHarness(t)
+	const interval = 520 * time.Millisecond
+	s := h.run(t, "clip.mp4", Output{Kind: KindThumbnails, Interval: interval})
+	mustComplete(t, s)
+	imgs := imagesOf(s, 0, KindImage)
+	if len(imgs) != 20 { // 0, 0.52 … 9.88
+		t.Fatalf("%d images, want 20", len(imgs))
+	}
+	for i, img := range imgs {
+		req := time.Duration(i) * interval
+		want := int((req + 40*time.Millisecond - 1) / (40 * time.Millisecond)) // first frame at or after
+		got := imageFrame(t, h.path(img))
+		if got != want {
+			t.Errorf("image %d (at %v): frame %d, want %d", i, req, got, want)
+		}
+		if len(img.Frames) != 1 {
+			t.Fatalf("image %d: frames %+v", i, img.Frames)
+		}
+		if img.Frames[0].Requested != req || absDur(img.Frames[0].Actual-time.Duration(got)*40*time.Millisecond) > time.Millisecond {
+			t.Errorf("image %d: Frames[0] %+v, picture is frame %d", i, img.Frames[0], got)
+		}
+		if img.Width != 640 || img.Height != 360 {
+			t.Errorf("image %d: %dx%d", i, img.Width, img.Height)
+		}
+	}
+	cues := readVTT(t, h, s, 0)
+	if len(cues) != 20 || cues[19].End != 10*time.Second || cues[1].Start != interval {
+		t.Errorf("VTT cues: %+v", cues)
+	}
+}
+
+func readVTT(t *testing.T, h *harness, s Snapshot, output int) []vtt.Cue {
+	t.Helper()
+	v := imagesOf(s, output, KindVTT)
+	if len(v) != 1 {
+		t.Fatalf("output %d: %d VTT files", output, len(v))
+	}
+	b, err := os.ReadFile(h.path(v[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cues, err := vtt.Parse(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("vtt.Parse: %v\n%s", err, b)
+	}
+	if ct := h.files.ct[v[0].Location.Key]; ct != "text/vtt" {
+		t.Errorf("VTT content type %q", ct)
+	}
+	return cues
+}
+
+// (d) a container longer than its video.
+func TestEngineAudioOutlastsVideo(t *testing.T) {
+	h := newHarness(t)
+	s := h.run(t, "av.mp4", Output{Kind: KindThumbnails, Interval: time.Second}, Output{Kind: KindThumbnail, Time: ptr(1.0)})
+	mustComplete(t, s)
+	if absDur(s.Duration-2*time.Second) > 40*time.Millisecond {
+		t.Errorf("Duration %v, want ≈2s", s.Duration)
+	}
+	if imgs := imagesOf(s, 0, KindImage); len(imgs) != 2 {
+		t.Errorf("%d images, want 2", len(imgs))
+	}
+	cues := readVTT(t, h, s, 0)
+	if len(cues) != 2 || absDur(cues[1].End-2*time.Second) > 40*time.Millisecond {
+		t.Errorf("cues %+v, want 2 ending at ≈2s", cues)
+	}
+	end := imagesOf(s, 1, KindImage)
+	if len(end) != 1 || absDur(end[0].Frames[0].Actual-1960*time.Millisecond) > time.Millisecond {
+		t.Errorf("time 1.0: %+v, want the frame at 1.96s", end)
+	}
+}
+
+// (e) MPEG-TS starting at 1.4 s: times are relative to the video's start.
+func TestEngineMPEGTSStartTime(t *testing.T) {
+	h := newHarness(t)
+	s := h.run(t, "clip.ts",
+		Output{Kind: KindThumbnail, StartTime: ptr(2 * time.Second)},
+		Output{Kind: KindThumbnail},
+		Output{Kind: KindThumbnails, Interval: 2500 * time.Millisecond},
+		Output{Kind: KindThumbnail, Time: ptr(1.0)},
+		Output{Kind: KindThumbnail, StartTime: ptr(9 * time.Second)}) // inside the last GOP
+	mustComplete(t, s)
+	if absDur(s.Duration-10*time.Second) > time.Millisecond {
+		t.Errorf("Duration %v", s.Duration)
+	}
+	check := func(what string, img Image, frame int) {
+		t.Helper()
+		if got := imageFrame(t, h.path(img)); got != frame {
+			t.Errorf("%s: frame %d, want %d", what, got, frame)
+		}
+		if want := time.Duration(frame) * 40 * time.Millisecond; absDur(img.Frames[0].Actual-want) > time.Millisecond {
+			t.Errorf("%s: Actual %v, want %v (relative to the video start)", what, img.Frames[0].Actual, want)
+		}
+	}
+	check("start_time 2s", imagesOf(s, 0, KindImage)[0], 50)
+	check("start", imagesOf(s, 1, KindImage)[0], 0)
+	series := imagesOf(s, 2, KindImage)
+	if len(series) != 4 {
+		t.Fatalf("%d images at 2.5s, want 4", len(series))
+	}
+	for i, want := range []int{0, 63, 125, 188} {
+		check(fmt.Sprintf("series %d", i), series[i], want)
+	}
+	check("time 1.0", imagesOf(s, 3, KindImage)[0], 249)
+	check("start_time 9s", imagesOf(s, 4, KindImage)[0], 225)
+}
+
+// A damaged tail: the last packets may not all decode.
+func TestEngineTruncatedTS(t *testing.T) {
+	h := newHarness(t)
+	// The last frame ffmpeg can decode, found independently of the engine.
+	out, err := exec.Command("ffprobe", "-v", "quiet", "-select_streams", "v", "-show_entries", "frame=pts_time", "-of", "csv=p=0",
+		filepath.Join(clips(t), "truncated.ts")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastPTS := 0.0
+	for _, l := range strings.Fields(string(out)) {
+		if v, err := strconv.ParseFloat(strings.TrimSuffix(l, ","), 64); err == nil && v > lastPTS {
+			lastPTS = v
+		}
+	}
+	want := int(math.Round((lastPTS - 1.48) / 0.04))
+	s := h.run(t, "truncated.ts", Output{Kind: KindThumbnail, Time: ptr(1.0)}, Output{Kind: KindThumbnail, StartTime: ptr(time.Hour)})
+	mustComplete(t, s)
+	for i := range 2 {
+		img := imagesOf(s, i, KindImage)[0]
+		if got := imageFrame(t, h.path(img)); got != want {
+			t.Errorf("output %d: frame %d, want the last decodable frame %d", i, got, want)
+		}
+	}
+}
+
+// (f) a clip shorter than the requested time.
+func TestEngineShortClip(t *testing.T) {
+	h := newHarness(t)
+	s := h.run(t, "short.mp4", Output{Kind: KindThumbnail, StartTime: ptr(500 * time.Millisecond)},
+		Output{Kind: KindThumbnails, Interval: 100 * time.Millisecond})
+	mustComplete(t, s)
+	one := imagesOf(s, 0, KindImage)
+	if len(one) != 1 || one[0].Frames[0].Requested != 500*time.Millisecond || absDur(one[0].Frames[0].Actual-280*time.Millisecond) > time.Millisecond {
+		t.Errorf("thumbnail at 0.5s: %+v, want the last frame (0.28s)", one)
+	}
+	series := imagesOf(s, 1, KindImage)
+	if len(series) != 4 { // 0, 0.1, 0.2, 0.3 < 0.32
+		t.Fatalf("%d images, want 4", len(series))
+	}
+	assertDistinct(t, h, series)
+}
+
+func assertDistinct(t *testing.T, h *harness, imgs []Image) {
+	t.Helper()
+	seen := map[string]int{}
+	for i, img := range imgs {
+		b, err := os.ReadFile(h.path(img))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j, dup := seen[string(b)]; dup {
+			t.Errorf("images %d and %d are identical", j, i)
+		}
+		seen[string(b)] = i
+	}
+}
+
+// (g) one keyframe for the whole clip: every seek decodes from the start.
+func TestEngineSingleKeyframe(t *testing.T) {
+	h := newHarness(t)
+	for _, clip := range []string{"onekey.mp4", "onekey.ts"} {
+		t.Run(clip, func(t *testing.T) {
+			s := h.run(t, clip, Output{Kind: KindThumbnails, Interval: time.Second})
+			mustComplete(t, s)
+			imgs := imagesOf(s, 0, KindImage)
+			if len(imgs) != 4 {
+				t.Fatalf("%d images, want 4", len(imgs))
+			}
+			for i, img := range imgs {
+				if got := imageFrame(t, h.path(img)); got != 25*i {
+					t.Errorf("image %d: frame %d, want %d", i, got, 25*i)
+				}
+				if img.Frames[0].Keyframe != (i == 0) {
+					t.Errorf("image %d: Keyframe %v", i, img.Frames[0].Keyframe)
+				}
+			}
+			assertDistinct(t, h, imgs)
+		})
+	}
+}
+
+// (i) sprites.
+func TestEngineSprite(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		name         string
+		o            Output
+		tileW, tileH int
+		cols, rows   int   // of a full sheet
+		sheetRows    []int // rows used per sheet
+		ext          string
+	}{
+		{"4 columns", Output{Columns: 4}, 160, 90, 4, 10, []int{3}, "png"},
+		{"4 columns, 2 rows", Output{Columns: 4, Rows: 2}, 160, 90, 4, 2, []int{2, 1}, "png"}, // 8 + 2 tiles
+		{"more columns than tiles", Output{Columns: 20}, 160, 90, 10, 10, []int{1}, "png"},
+		{"jpg tiles 120 wide", Output{Columns: 3, Width: 120, Format: JPEG}, 120, 68, 3, 10, []int{4}, "jpg"},
+		{"webp tiles of odd size", Output{Columns: 3, Width: 121, Height: 67, Format: WebP}, 121, 67, 3, 10, []int{4}, "webp"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.o
+			o.Kind, o.Interval, o.Sprite = KindThumbnails, time.Second, true
+			s := h.run(t, "clip.mp4", o)
+			mustComplete(t, s)
+			sheets := imagesOf(s, 0, KindSprite)
+			if len(sheets) != len(tt.sheetRows) {
+				t.Fatalf("%d sheets, want %d", len(sheets), len(tt.sheetRows))
+			}
+			if n := len(imagesOf(s, 0, KindImage)); n != 0 {
+				t.Errorf("%d loose images besides the sheets", n)
+			}
+			perSheet := tt.cols * tt.rows
+			for k, sh := range sheets {
+				wantW, wantH := tt.cols*tt.tileW, tt.sheetRows[k]*tt.tileH
+				img, format := decode(t, h.path(sh))
+				if img.Bounds().Dx() != wantW || img.Bounds().Dy() != wantH || sh.Width != wantW || sh.Height != wantH {
+					t.Errorf("sheet %d: file %v, reported %dx%d, want %dx%d", k, img.Bounds().Size(), sh.Width, sh.Height, wantW, wantH)
+				}
+				if want := map[string]string{"png": "png", "jpg": "jpeg", "webp": "webp"}[tt.ext]; format != want || sh.Format != tt.ext {
+					t.Errorf("sheet %d: decoded as %s, reported %s", k, format, sh.Format)
+				}
+				if !strings.HasSuffix(sh.Location.Key, fmt.Sprintf("/sprite_%04d.%s", k+1, tt.ext)) {
+					t.Errorf("sheet %d stored as %q", k, sh.Location.Key)
+				}
+				wantTiles := min(perSheet, 10-k*perSheet)
+				if len(sh.Frames) != wantTiles {
+					t.Errorf("sheet %d: %d frames, want %d", k, len(sh.Frames), wantTiles)
+				}
+				if tt.ext != "png" {
+					continue
+				}
+				// Each tile shows the frame it claims: tile i is frame 25·i.
+				for j := range wantTiles {
+					i := k*perSheet + j
+					x, y := (j%tt.cols)*tt.tileW, (j/tt.cols)*tt.tileH
+					got, err := bandFrame(img, x, y, tt.tileW/8, tt.tileH*40/360)
+					if err != nil || got != 25*i {
+						t.Errorf("sheet %d tile %d at (%d,%d): frame %d (%v), want %d", k, j, x, y, got, err, 25*i)
+					}
+					if j < len(sh.Frames) && sh.Frames[j].Requested != time.Duration(i)*time.Second {
+						t.Errorf("sheet %d tile %d: Requested %v", k, j, sh.Frames[j].Requested)
+					}
+				}
+			}
+			cues := readVTT(t, h, s, 0)
+			if len(cues) != 10 {
+				t.Fatalf("%d cues, want 10", len(cues))
+			}
+			for i, c := range cues {
+				k, j := i/perSheet, i%perSheet
+				want := fmt.Sprintf("sprite_%04d.%s#xywh=%d,%d,%d,%d", k+1, tt.ext, (j%tt.cols)*tt.tileW, (j/tt.cols)*tt.tileH, tt.tileW, tt.tileH)
+				if c.Text != want {
+					t.Errorf("cue %d text %q, want %q", i, c.Text, want)
+				}
+				if c.Start != time.Duration(i)*time.Second || c.End != time.Duration(i+1)*time.Second {
+					t.Errorf("cue %d: %v → %v", i, c.Start, c.End)
+				}
+			}
+		})
+	}
+}
+
+// (j) every format decodes at the size asked for.
+func TestEngineImageFormats(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		name   string
+		o      Output
+		w, h   int
+		format string // as image.Decode names it
+	}{
+		{"jpg width", Output{Format: JPEG, Width: 320}, 320, 180, "jpeg"},
+		{"jpg worst quality", Output{Format: JPEG, Width: 320, Quality: 1}, 320, 180, "jpeg"},
+		{"jpg crop square", Output{Format: JPEG, Width: 300, Height: 300, ResizeMode: ResizeCrop}, 300, 300, "jpeg"},
+		{"webp resolution (odd width)", Output{Format: WebP, Resolution: 120}, 213, 120, "webp"},
+		{"webp pad square", Output{Format: WebP, Width: 320, Height: 320, Quality: 50}, 320, 320, "webp"},
+		{"png pad, odd size", Output{Format: PNG, Width: 301, Height: 201}, 301, 201, "png"},
+		{"png crop, odd size", Output{Format: PNG, Width: 301, Height: 201, ResizeMode: ResizeCrop}, 301, 201, "png"},
+		{"jpg pad, odd size", Output{Format: JPEG, Width: 301, Height: 201}, 301, 201, "jpeg"},
+		{"webp crop, odd size", Output{Format: WebP, Width: 301, Height: 201, ResizeMode: ResizeCrop}, 301, 201, "webp"},
+		{"jpg crop, odd size", Output{Format: JPEG, Width: 321, Height: 321, ResizeMode: ResizeCrop}, 321, 321, "jpeg"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.o
+			o.Kind = KindThumbnail
+			o.StartTime = ptr(time.Second)
+			s := h.run(t, "clip.mp4", o)
+			mustComplete(t, s)
+			imgs := imagesOf(s, 0, KindImage)
+			if len(imgs) != 1 {
+				t.Fatalf("images %+v", s.Images)
+			}
+			img, format := decode(t, h.path(imgs[0]))
+			if format != tt.format {
+				t.Errorf("decoded as %s, want %s", format, tt.format)
+			}
+			if got := img.Bounds().Size(); got.X != tt.w || got.Y != tt.h {
+				t.Errorf("file is %v, want %dx%d", got, tt.w, tt.h)
+			}
+			if imgs[0].Width != tt.w || imgs[0].Height != tt.h {
+				t.Errorf("reported %dx%d, want %dx%d", imgs[0].Width, imgs[0].Height, tt.w, tt.h)
+			}
+			if want := ImageFormat(imgs[0].Format).ContentType(); h.files.ct[imgs[0].Location.Key] != want {
+				t.Errorf("content type %q, want %q", h.files.ct[imgs[0].Location.Key], want)
+			}
+			if o.Width > 0 && o.Width == o.Height && o.ResizeMode != ResizeCrop { // padded above and below
+				if l := luma(img, tt.w/2, 5); l > 40 {
+					t.Errorf("padding is not black (luma %d)", l)
+				}
+			}
+		})
+	}
+}
+
+// (k) sources without pictures fail the task with a readable message.
+func TestEngineBadSources(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		clip string
+		want string
+	}{
+		{"audio.m4a", "no video stream"},
+		{"notes.txt", "could not be read as media"},
+		{"empty.mp4", "could not be read as media"},
+		{"missing.mp4", "could not be read as media"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.clip, func(t *testing.T) {
+			s := h.run(t, tt.clip, Output{Kind: KindThumbnail}, Output{Kind: KindThumbnails, Interval: time.Second})
+			if s.State != StateError {
+				t.Fatalf("state %q, want error", s.State)
+			}
+			if !strings.Contains(s.Error, tt.want) {
+				t.Errorf("Error %q, want it to say %q", s.Error, tt.want)
+			}
+			if len(s.Error) > 400 || strings.Contains(s.Error, "showinfo") || strings.Contains(s.Error, "&{") || strings.Contains(s.Error, "%!") {
+				t.Errorf("Error is not a readable message: %q", s.Error)
+			}
+			if len(s.Images) != 0 {
+				t.Errorf("images stored for a failed task: %+v", s.Images)
+			}
+			if ev := h.events.of(h.last); !slices.Equal(ev, []EventKind{EventQueued, EventError, EventSaved}) {
+				t.Errorf("events %v, want queued, error, saved", ev)
+			}
+		})
+	}
+}
+
+// HDR (PQ) sources are tone-mapped; the filters must exist and run.
+func TestEngineHDR(t *testing.T) {
+	h := newHarness(t)
+	s := h.run(t, "hdr.mp4", Output{Kind: KindThumbnail, Format: JPEG}, Output{Kind: KindThumbnail, Width: 80})
+	mustComplete(t, s)
+	img, _ := decode(t, h.path(imagesOf(s, 1, KindImage)[0]))
+	if img.Bounds().Dx() != 80 || img.Bounds().Dy() != 60 {
+		t.Errorf("size %v", img.Bounds().Size())
+	}
+}
+
+// Files for a destination go to the object store, under ObjectURL's names.
+func TestEngineDestinations(t *testing.T) {
+	h := newHarness(t)
+	s := h.run(t, "short.mp4",
+		Output{Kind: KindThumbnails, Interval: 100 * time.Millisecond, Destinations: []storage.Destination{{URL: "s3://h/b/out/x.png"}, {URL: "s3://h2/b2/dir"}}},
+		Output{Kind: KindThumbnail, Format: JPEG, Destinations: []storage.Destination{{URL: "s3://h/b/one.jpg"}}},
+		Output{Kind: KindThumbnails, Interval: 100 * time.Millisecond, Sprite: true, Destinations: []storage.Destination{{URL: "s3://h/b/sp/"}}})
+	mustComplete(t, s)
+	want := []string{"s3://h/b/one.jpg", "s3://h/b/sp/sprite_0001.png", "s3://h/b/sp/thumbnails.vtt",
+		"s3://h/b/out/thumbnails.vtt", "s3://h2/b2/dir/thumbnails.vtt"}
+	for i := 1; i <= 4; i++ {
+		want = append(want, fmt.Sprintf("s3://h/b/out/thumb_%04d.png", i), fmt.Sprintf("s3://h2/b2/dir/thumb_%04d.png", i))
+	}
+	var got []string
+	for u := range h.objects.puts {
+		got = append(got, u)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("uploaded\n%q\nwant\n%q", got, want)
+	}
+	if len(s.Images) != len(want) {
+		t.Errorf("%d images for %d uploads", len(s.Images), len(want))
+	}
+	for _, img := range s.Images {
+		if img.Location.Type != "custom_s3" || h.objects.puts[img.Location.URL] == 0 {
+			t.Errorf("image %+v not uploaded", img)
+		}
+	}
+	if n := len(h.files.ct); n != 0 {
+		t.Errorf("%d files kept locally although every output has a destination", n)
+	}
+}
+
+// Several tasks at once share the workers and all finish.
+func TestEngineConcurrentTasks(t *testing.T) {
+	h := newHarness(t)
+	var tasks []string
+	for i := range 5 {
+		tasks = append(tasks, h.start(t, "short.mp4", Output{Kind: KindThumbnails, Interval: 100 * time.Millisecond, Sprite: i%2 == 0},
+			Output{Kind: KindThumbnail, Format: WebP, Width: 64}))
+	}
+	for _, task := range tasks {
+		s := h.wait(t, task)
+		mustComplete(t, s)
+		if len(s.Images) < 3 {
+			t.Errorf("task %s: %d images", Redact(task), len(s.Images))
+		}
+	}
+	entries, _ := os.ReadDir(h.workDir)
+	if len(entries) != 0 {
+		t.Errorf("work directory not cleaned: %d entries", len(entries))
+	}
+}
+
+// Shutdown stops ffmpeg promptly and leaves the running task queued.
+func TestEngineShutdownInterrupts(t *testing.T) {
+	h := newHarness(t)
+	task := h.start(t, "clip.mp4", Output{Kind: KindThumbnails, Interval: 100 * time.Millisecond, Format: WebP})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s, err := h.e.Status(t.Context(), task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.State == StateEncoding {
+			break
+		}
+		if s.State.Done() || time.Now().After(deadline) {
+			t.Skipf("could not catch the task encoding: %+v", s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	began := time.Now()
+	h.stop()
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("Run took %v to stop", took)
+	}
+	s, err := h.e.Status(t.Context(), task)
+	if err != nil || s.State != StateQueued {
+		t.Errorf("after shutdown: %+v, %v; want queued", s, err)
+	}
+	if len(s.Images) != 0 {
+		t.Errorf("interrupted task has images: %d", len(s.Images))
+	}
+	if _, err := os.Stat(filepath.Join(h.workDir, task)); !os.IsNotExist(err) {
+		t.Errorf("work directory of the interrupted task left behind (%v)", err)
+	}
+	if err := h.e.Start(t.Context(), NewToken(), Spec{Source: h.base + "/clip.mp4", Outputs: []Output{{Kind: KindThumbnail}}}); !errors.Is(err, ErrShuttingDown) {
+		t.Errorf("Start after shutdown: %v, want ErrShuttingDown", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
