@@ -329,3 +329,35 @@ func readVTT(t *testing.T, s3 *s3test.Server, bucket, key string, dur, interval 
 	}
 	return cues
 }
+
+// TestFailedUploadEndsInError: an upload that cannot succeed ends the task
+// in error with a description that names the destination and not the
+// secret, through the same SDK flow.
+func TestFailedUploadEndsInError(t *testing.T) {
+	s3 := s3test.Start(t)
+	src := serveTestdata(t) + "/clip.mp4"
+	base := startThumbd(t, nil)
+	query := map[string]any{
+		"source": src,
+		"format": []any{map[string]any{"output": "thumbnail", "time": 0.5, "width": 64,
+			"destination": map[string]any{"url": s3.URL("no-such-bucket", "a/b.png"), "key": s3.AccessKey, "secret": s3.Secret}}},
+	}
+	res := runSDK(t, base, query, "")
+	var st wireStatus
+	if err := json.Unmarshal(res.Final, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != "error" || st.Error != 1 || st.ErrorDescription == nil {
+		t.Fatalf("status %q error %d, want error 1", st.Status, st.Error)
+	}
+	desc := *st.ErrorDescription
+	if want := s3.URL("no-such-bucket", "a/b.png"); !strings.Contains(desc, want) {
+		t.Errorf("error_description %q does not name %s", desc, want)
+	}
+	if strings.Contains(desc, s3.Secret) || strings.Contains(desc, s3.AccessKey) {
+		t.Errorf("error_description %q leaks credentials", desc)
+	}
+	if strings.Contains(string(res.Final), s3.Secret) {
+		t.Errorf("status leaks the secret: %s", res.Final)
+	}
+}
