@@ -168,10 +168,10 @@ func TestEncodeArgs(t *testing.T) {
 			has: [][]string{{"-g", "90"}}, hasNot: []string{"-sc_threshold", "-keyint_min"}},
 		{name: "no seek, no duration", enc: with(func(j *Encode) { j.Seek, j.Duration = 0, 0 }), hasNot: []string{"-ss", "-t"}},
 		{name: "silence instead of the sound", enc: with(func(j *Encode) { j.Mute = true }),
-			has: [][]string{{"-f", "lavfi", "-i", "anullsrc=channel_layout=stereo:sample_rate=44100"}, {"-map", "0:v:0", "-map", "1:a:0", "-shortest"}},
+			has:    [][]string{{"-f", "lavfi", "-i", "anullsrc=channel_layout=stereo:sample_rate=44100"}, {"-map", "0:v:0", "-map", "1:a:0", "-shortest"}},
 			hasNot: []string{"0:a:0?"}},
 		{name: "H.265 in mp4", enc: with(func(j *Encode) { j.VideoCodec, j.Profile, j.HEVCTagHvc1 = "libx265", "", true }),
-			has: [][]string{{"-c:v", "libx265", "-crf", "28", "-x265-params", "log-level=error:keyint=25:min-keyint=25:scenecut=0", "-tag:v", "hvc1"}},
+			has:    [][]string{{"-c:v", "libx265", "-crf", "28", "-x265-params", "log-level=error:keyint=25:min-keyint=25:scenecut=0", "-tag:v", "hvc1"}},
 			hasNot: []string{"-g"}},
 		{name: "VP9 and Opus in webm", enc: with(func(j *Encode) {
 			j.VideoCodec, j.Profile, j.AudioCodec, j.AudioRate, j.Muxer, j.FastStart, j.Out = "libvpx-vp9", "", "libopus", 48000, "webm", false, "/w/o.webm"
