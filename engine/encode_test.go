@@ -287,3 +287,29 @@ func TestEncodeProgress(t *testing.T) {
 		t.Errorf("no percent between 5 and 90 while the only output encoded: %v", store.percents)
 	}
 }
+
+// TestEncodeRotatedSource encodes a phone-style clip stored landscape with
+// a 90° display matrix: the video comes out upright (portrait), with no
+// rotation left for players to apply a second time.
+func TestEncodeRotatedSource(t *testing.T) {
+	needFFmpeg(t)
+	flat := makeClip(t, 1)
+	rotated := filepath.Join(t.TempDir(), "rotated.mp4")
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", flat, "-c", "copy",
+		"-metadata:s:v:0", "rotate=90", rotated).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	spec := Spec{Source: rotated, Outputs: []Output{{Kind: KindMP4, Height: 160, Video: VideoSettings{Preset: "ultrafast"}}}}
+	snap, err, _, root := runSpec(t, Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := snap.Videos[0].Meta; m.Width != 90 || m.Height != 160 || m.DAR != "9:16" {
+		t.Errorf("meta %+v, want 90x160 (9:16)", m)
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream_side_data=rotation",
+		"-of", "csv=p=0", filepath.Join(root, snap.Videos[0].Location.Key)).Output()
+	if err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("the output still carries a rotation: %q (%v)", out, err)
+	}
+}
