@@ -139,7 +139,11 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 	for i, o := range spec.Outputs {
 		if o.Kind.Video() {
 			if w := e.substituteCodecs(ctx, i, &o); w != nil {
-				e.update(ctx, token, func(s *Snapshot) { s.Warnings = append(s.Warnings, *w) })
+				e.update(ctx, token, func(s *Snapshot) {
+					if !slices.Contains(s.Warnings, *w) { // once, even when an interrupted task runs again
+						s.Warnings = append(s.Warnings, *w)
+					}
+				})
 			}
 			v, err := planVideo(i, o, media, dir, e.videoThreads())
 			if err != nil {
