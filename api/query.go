@@ -153,9 +153,6 @@ type wireDestination struct {
 	CacheControl text `json:"cache_control"`
 }
 
-// supportedOutputs are the values of format[].output that thumbd produces.
-var supportedOutputs = []engine.OutputKind{engine.KindThumbnail, engine.KindThumbnails}
-
 // decodeQuery parses start_encode2's query field, which must be a JSON
 // object of the form {"query": {...}}, into an engine.Spec.
 func decodeQuery(raw string) (engine.Spec, error) {
@@ -176,6 +173,9 @@ func decodeQuery(raw string) (engine.Spec, error) {
 		return engine.Spec{}, errorf(codeFieldRequired, "query: %v", err)
 	}
 	var spec engine.Spec
+	if err := refuseUnsupported(inner, unsupportedQueryFields); err != nil {
+		return spec, err
+	}
 	if len(q.Stitch) > 0 && string(q.Stitch) != "null" {
 		return spec, &engine.ValidationError{Field: "stitch", Reason: "is not supported by thumbd; give one source"}
 	}
@@ -233,12 +233,15 @@ func decodeFormat(raw json.RawMessage) (engine.Output, error) {
 		return o, err
 	}
 	kind := engine.OutputKind(strings.ToLower(strings.TrimSpace(string(f.Output))))
-	switch kind {
-	case engine.KindThumbnail, engine.KindThumbnails:
-	case "":
-		return o, &engine.ValidationError{Field: "output", Reason: "is required (thumbd makes \"thumbnail\" and \"thumbnails\")"}
+	switch {
+	case kind == engine.KindThumbnail, kind == engine.KindThumbnails, kind.Video():
+	case kind == "":
+		return o, &engine.ValidationError{Field: "output", Reason: `is required (thumbd makes "thumbnail", "thumbnails", "mp4" and "webm")`}
 	default:
-		return o, &engine.ValidationError{Field: "output", Reason: fmt.Sprintf("%q is not supported by thumbd; supported outputs are %q and %q", kind, supportedOutputs[0], supportedOutputs[1])}
+		return o, outputError(string(kind))
+	}
+	if err := refuseUnsupported(raw, unsupportedFields); err != nil {
+		return o, err
 	}
 	o.Kind = kind
 	if f.Time.set {
@@ -280,7 +283,9 @@ func decodeFormat(raw json.RawMessage) (engine.Output, error) {
 			return o, &engine.ValidationError{Field: x.name, Reason: "must be a positive whole number"}
 		}
 	}
-	if f.Quality.set && (o.Quality < 1 || o.Quality > 100) {
+	if kind.Video() {
+		o.Quality = 0 // a CRF, read by decodeVideo
+	} else if f.Quality.set && (o.Quality < 1 || o.Quality > 100) {
 		return o, &engine.ValidationError{Field: "quality", Reason: "must be between 1 and 100"}
 	}
 	if s := strings.TrimSpace(string(f.Size)); s != "" {
@@ -331,6 +336,9 @@ func decodeFormat(raw json.RawMessage) (engine.Output, error) {
 		o.UserTag = string(f.Tag)
 	}
 	o.Destinations, err = decodeDestinations(f.Destination)
+	if err == nil && kind.Video() {
+		err = decodeVideo(raw, &o)
+	}
 	return o, err
 }
 

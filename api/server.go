@@ -310,6 +310,10 @@ func contentType(name string) string {
 		return "image/jpeg"
 	case ".png":
 		return "image/png"
+	case ".mp4", ".m4v":
+		return "video/mp4"
+	case ".webm":
+		return "video/webm"
 	}
 	return ""
 }

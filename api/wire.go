@@ -45,7 +45,7 @@ type statusJSON struct {
 	ErrorDescription *string       `json:"error_description"`
 	StatusURL        string        `json:"status_url"`
 	Images           []imageJSON   `json:"images"`
-	Videos           []any         `json:"videos"`
+	Videos           []videoJSON   `json:"videos"`
 	Audios           []any         `json:"audios"`
 	Texts            []any         `json:"texts"`
 	Warnings         []warningJSON `json:"warnings"`
@@ -111,7 +111,7 @@ func toStatusJSON(token string, s engine.Snapshot, base string) *statusJSON {
 		Percent:    math.Round(s.Percent*100) / 100,
 		StatusURL:  base + "/v1/status",
 		Images:     []imageJSON{},
-		Videos:     []any{},
+		Videos:     []videoJSON{},
 		Audios:     []any{},
 		Texts:      []any{},
 		Warnings:   []warningJSON{},
@@ -153,6 +153,9 @@ func toStatusJSON(token string, s engine.Snapshot, base string) *statusJSON {
 		}
 		out.Images = append(out.Images, j)
 	}
+	for _, v := range s.Videos {
+		out.Videos = append(out.Videos, toVideoJSON(v, base))
+	}
 	for _, w := range s.Warnings {
 		out.Warnings = append(out.Warnings, warningJSON{Message: w.Message, Details: w.Details, Tag: strPtr(w.Tag)})
 	}
@@ -164,7 +167,7 @@ func toStatusJSON(token string, s engine.Snapshot, base string) *statusJSON {
 func unknownStatus(base string) *statusJSON {
 	msg := "Task not found: this task_token is unknown or has expired"
 	return &statusJSON{Status: string(engine.StateError), Error: 1, ErrorDescription: &msg, StatusURL: base + "/v1/status",
-		Images: []imageJSON{}, Videos: []any{}, Audios: []any{}, Texts: []any{}, Warnings: []warningJSON{}}
+		Images: []imageJSON{}, Videos: []videoJSON{}, Audios: []any{}, Texts: []any{}, Warnings: []warningJSON{}}
 }
 
 func escapePath(p string) string {

@@ -211,6 +211,9 @@ func (e *Engine) Start(ctx context.Context, taskToken string, spec Spec) error {
 	if err := Validate(spec); err != nil {
 		return err
 	}
+	if err := e.checkEncoders(ctx, spec); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	closed := e.closed
 	e.mu.Unlock()

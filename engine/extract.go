@@ -14,8 +14,9 @@ import (
 const maxGrabsPerProcess = 16
 
 // grabAll takes every planned frame, in as few ffmpeg processes as the
-// parallelism allows, and fills in the frame each one got.
-func (e *Engine) grabAll(ctx context.Context, token, src string, m Media, plans []*outputPlan, all []*plannedFrame) error {
+// parallelism allows, and fills in the frame each one got. progress is told
+// how many of the frames are done.
+func (e *Engine) grabAll(ctx context.Context, token, src string, m Media, plans []*outputPlan, all []*plannedFrame, progress func(done, total int)) error {
 	type job struct {
 		frame *plannedFrame
 		grab  Grab
@@ -84,9 +85,9 @@ func (e *Engine) grabAll(ctx context.Context, token, src string, m Media, plans 
 			}
 			mu.Lock()
 			done += len(chunk)
-			pct := 5 + 80*float64(done)/float64(len(jobs))
+			n := done
 			mu.Unlock()
-			e.update(ctx, token, func(s *Snapshot) { s.Percent = max(s.Percent, pct) })
+			progress(n, len(jobs))
 		})
 	}
 	wg.Wait()

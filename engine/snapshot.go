@@ -15,7 +15,7 @@ const (
 	StateCreated     State = "created" // has a token, not started
 	StateQueued      State = "queued"
 	StateDownloading State = "downloading" // probing the source
-	StateEncoding    State = "encoding"    // making images
+	StateEncoding    State = "encoding"    // making images and videos
 	StateSaving      State = "saving"      // storing them
 	StateCompleted   State = "completed"
 	StateError       State = "error"
@@ -30,6 +30,7 @@ type Snapshot struct {
 	Percent    float64 // 0..100, never decreases
 	Error      string  // what went wrong, for StateError
 	Images     []Image
+	Videos     []Video
 	Warnings   []Warning
 	Duration   time.Duration // of the source's video stream; 0 until probed
 	SourceSize int64         // bytes; 0 until known
@@ -79,6 +80,7 @@ func (s Snapshot) clone() Snapshot {
 	for i := range c.Images {
 		c.Images[i].Frames = slices.Clone(c.Images[i].Frames)
 	}
+	c.Videos = slices.Clone(s.Videos)
 	c.Warnings = slices.Clone(s.Warnings)
 	return c
 }

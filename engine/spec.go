@@ -1,6 +1,7 @@
-// Package engine runs thumbnail tasks: it owns task tokens and their
-// lifecycle, the work queue, probing sources with ffprobe, planning which
-// frames to take, running ffmpeg and handing finished files to storage.
+// Package engine runs thumbnail and video tasks: it owns task tokens and
+// their lifecycle, the work queue, probing sources with ffprobe, planning
+// which frames to take and how to encode videos, running ffmpeg and handing
+// finished files to storage.
 //
 // The engine knows nothing of HTTP or of Qencode's wire format: package api
 // turns requests into a Spec and a Snapshot into Qencode's status JSON.
@@ -19,6 +20,8 @@ type OutputKind string
 const (
 	KindThumbnail  OutputKind = "thumbnail"  // one image
 	KindThumbnails OutputKind = "thumbnails" // an image every interval, plus a WebVTT file
+	KindMP4        OutputKind = "mp4"        // a video file: H.264 and AAC unless told otherwise
+	KindWebM       OutputKind = "webm"       // a video file: VP9 and Opus unless told otherwise
 )
 
 // ImageFormat is the encoding of an output image.
@@ -69,7 +72,8 @@ type Output struct {
 	Kind OutputKind
 
 	// Where a single thumbnail is taken; at most one is set. With none,
-	// the thumbnail is taken at the start of the video.
+	// the thumbnail is taken at the start of the video. StartTime is also
+	// where a video output's clip begins.
 	Time        *float64       // fraction 0..1 of the video duration
 	FrameNumber *int64         // 0-based frame index
 	StartTime   *time.Duration // offset from the start of the video
@@ -88,6 +92,8 @@ type Output struct {
 	Sprite  bool
 	Columns int // tiles per sprite row; 0 = default
 	Rows    int // rows per sprite sheet; 0 = default (thumbd's own)
+
+	Video VideoSettings // mp4 and webm outputs only
 
 	UserTag      string
 	Destinations []storage.Destination // empty: thumbd keeps the files

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,6 +110,7 @@ type producedFile struct {
 	format        string
 	width, height int
 	frames        []Frame
+	video         *videoFile // set for an mp4 or webm output
 }
 
 func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir string) error {
@@ -131,24 +133,39 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		return err
 	}
 
-	plans := make([]*outputPlan, len(spec.Outputs))
+	var plans []*outputPlan
 	var all []*plannedFrame
+	var videos []*videoPlan
 	for i, o := range spec.Outputs {
+		if o.Kind.Video() {
+			if w := e.substituteCodecs(ctx, i, &o); w != nil {
+				e.update(ctx, token, func(s *Snapshot) {
+					if !slices.Contains(s.Warnings, *w) { // once, even when an interrupted task runs again
+						s.Warnings = append(s.Warnings, *w)
+					}
+				})
+			}
+			v, err := planVideo(i, o, media, dir, e.videoThreads())
+			if err != nil {
+				return fmt.Errorf("format[%d]: %w", i, err)
+			}
+			videos = append(videos, v)
+			continue
+		}
 		p, err := planOutput(i, o, media, dir)
 		if err != nil {
 			return fmt.Errorf("format[%d]: %w", i, err)
 		}
-		plans[i] = p
+		plans = append(plans, p)
 		all = append(all, p.frames...)
 	}
-	if err := e.grabAll(ctx, token, src, media, plans, all); err != nil {
+	if err := e.makeOutputs(ctx, token, src, media, plans, all, videos); err != nil {
 		return err
 	}
-	for _, p := range plans {
-		if err := e.finishOutput(ctx, p, media.Duration()); err != nil {
-			return fmt.Errorf("format[%d]: %w", p.index, err)
-		}
+	for _, v := range videos {
+		plans = append(plans, &outputPlan{index: v.index, out: v.out, files: []producedFile{v.file}})
 	}
+	slices.SortFunc(plans, func(a, b *outputPlan) int { return a.index - b.index })
 	return e.save(ctx, token, plans)
 }
 
@@ -167,8 +184,11 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 		n := 0
 		for _, pf := range p.files {
 			ct := ImageFormat(pf.format).ContentType()
-			if pf.kind == KindVTT {
+			switch {
+			case pf.kind == KindVTT:
 				ct = "text/vtt"
+			case pf.video != nil:
+				ct = pf.video.contentType
 			}
 			var locs []storage.Location
 			if len(p.out.Destinations) == 0 {
@@ -192,6 +212,11 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 			}
 			for _, loc := range locs {
 				e.update(ctx, token, func(s *Snapshot) {
+					if v := pf.video; v != nil {
+						s.Videos = append(s.Videos, Video{Output: p.index, N: n, Format: v.format, UserTag: p.out.UserTag,
+							Location: loc, Size: v.size, Duration: v.duration, Bitrate: v.bitrate, Meta: v.meta})
+						return
+					}
 					s.Images = append(s.Images, Image{Output: p.index, N: n, Kind: pf.kind, Format: pf.format,
 						UserTag: p.out.UserTag, Location: loc, Width: pf.width, Height: pf.height, Frames: pf.frames})
 				})
@@ -234,11 +259,12 @@ func (e *Engine) putObject(ctx context.Context, d storage.Destination, file, ct 
 }
 
 // ObjectURL is the URL a file of an output is uploaded to. A thumbnail's
-// destination URL names the object itself, unless it ends in "/"; a series'
-// URL names a folder, with or without the trailing "/" (a URL whose last
-// segment has an image or .vtt extension counts as a file in that folder).
+// or a video's destination URL names the object itself (the key is used
+// verbatim), unless it ends in "/"; a series' URL names a folder, with or
+// without the trailing "/" (a URL whose last segment has an image or .vtt
+// extension counts as a file in that folder).
 func ObjectURL(dest string, kind OutputKind, index int, name string) string {
-	if kind == KindThumbnail {
+	if kind == KindThumbnail || kind.Video() {
 		if strings.HasSuffix(dest, "/") {
 			return dest + name
 		}

@@ -88,6 +88,10 @@ func validateOutput(o Output) error {
 		if o.Rows < 0 || o.Rows > MaxColumns {
 			return &ValidationError{Field: "rows", Reason: fmt.Sprintf("must be between 1 and %d", MaxColumns)}
 		}
+	case KindMP4, KindWebM:
+		if err := validateVideo(o); err != nil {
+			return err
+		}
 	default:
 		return &ValidationError{Field: "output", Reason: fmt.Sprintf("%q is not supported", o.Kind)}
 	}
