@@ -237,9 +237,9 @@ func TestStartSizesAndFormats(t *testing.T) {
 				wantError(t, 14, "format[0].image_format", bad)
 		})
 	}
-	t.Run("output mp4", func(t *testing.T) {
+	t.Run("output advanced_hls", func(t *testing.T) {
 		ts, _ := newTestServer(t, Config{})
-		start(t, ts, wrap(t, map[string]any{"output": "mp4"})).wantError(t, 14, "mp4", "format[0].output")
+		start(t, ts, wrap(t, map[string]any{"output": "advanced_hls"})).wantError(t, 14, "advanced_hls", "format[0].output")
 	})
 	t.Run("output missing", func(t *testing.T) {
 		ts, _ := newTestServer(t, Config{})
@@ -347,33 +347,25 @@ func TestStartUserTag(t *testing.T) {
 	}
 }
 
-// The docs' own example query, with its mp4 output, is refused naming mp4;
-// without that output, it decodes to two thumbnails.
+// The docs' own example query decodes whole: its mp4 output and two
+// thumbnails.
 func TestStartSeedQuery(t *testing.T) {
 	raw, err := os.ReadFile("testdata/qencode-generating-thumbnails-query.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, fe := newTestServer(t, Config{})
-	start(t, ts, string(raw)).wantError(t, 14, "mp4", "format[0].output")
-	if fe.startCount() != 0 {
-		t.Error("engine.Start called")
-	}
-
-	// Drop the mp4 entry: the first "{" after "format": [ up to the second output.
-	s := string(raw)
-	i := strings.Index(s, `"output": "mp4"`)
-	j := strings.Index(s, `"output": "thumbnail"`)
-	open := strings.LastIndex(s[:i], "{")
-	next := strings.LastIndex(s[:j], "{")
-	trimmed := s[:open] + s[next:]
-	spec := startOK(t, trimmed)
+	spec := startOK(t, string(raw))
 	if spec.Source != "https://qa.qencode.com/static/test_mini.mp4" {
 		t.Errorf("Source = %q", spec.Source)
 	}
-	if len(spec.Outputs) != 2 {
-		t.Fatalf("got %d outputs, want 2", len(spec.Outputs))
+	if len(spec.Outputs) != 3 {
+		t.Fatalf("got %d outputs, want 3", len(spec.Outputs))
 	}
+	if o := spec.Outputs[0]; o.Kind != engine.KindMP4 || len(o.Destinations) != 1 ||
+		o.Destinations[0].URL != "s3://nyc3.digitaloceanspaces.com/qencode3/test/test_mini.mp4" {
+		t.Errorf("output 0 = %+v", o)
+	}
+	spec.Outputs = spec.Outputs[1:]
 	for i, want := range []struct {
 		time float64
 		tag  string

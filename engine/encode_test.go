@@ -18,15 +18,6 @@ import (
 	"github.com/thumbd/thumbd/storage"
 )
 
-func needFFmpeg(t *testing.T) {
-	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: run scripts/deps.sh", tool)
-		}
-	}
-}
-
 // makeClip writes a small test clip: 320x180 at 25 fps with a 440 Hz tone.
 func makeClip(t *testing.T, seconds int) string {
 	t.Helper()

@@ -564,7 +564,7 @@ func TestValidate(t *testing.T) {
 		{"http without host", Spec{Source: "http:///v.mp4", Outputs: []Output{ok}}, "source"},
 		{"s3 without bucket", Spec{Source: "s3://h", Outputs: []Output{ok}}, "source"},
 		{"no outputs", spec(), "format"},
-		{"bad kind", spec(Output{Kind: "mp4"}), "format[0].output"},
+		{"bad kind", spec(Output{Kind: "advanced_hls"}), "format[0].output"},
 		{"no interval", spec(ok, Output{Kind: KindThumbnails}), "format[1].interval"},
 		{"short interval", spec(with(series, func(o *Output) { o.Interval = 50 * time.Millisecond })), "format[0].interval"},
 		{"time above 1", spec(with(ok, func(o *Output) { o.Time = fl(1.5) })), "format[0].time"},

@@ -212,15 +212,6 @@ func TestEncodeArgs(t *testing.T) {
 	}
 }
 
-func containsSeq(args, seq []string) bool {
-	for i := 0; i+len(seq) <= len(args); i++ {
-		if slices.Equal(args[i:i+len(seq)], seq) {
-			return true
-		}
-	}
-	return false
-}
-
 func TestValidateVideo(t *testing.T) {
 	ok := func(f func(o *Output)) Output {
 		o := Output{Kind: KindMP4}
