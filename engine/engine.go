@@ -44,6 +44,13 @@ type Config struct {
 	Gate     Gate     // may hold or fail a task as it changes state; may be nil
 	Logger   *slog.Logger
 	Now      func() time.Time
+
+	// Sources reads sources for ffmpeg; nil: ffmpeg reads http(s) URLs
+	// itself, without guard rails.
+	Sources Sources
+	// TaskTimeout bounds one task from its start to its end, reading the
+	// source included; 0 means no limit.
+	TaskTimeout time.Duration
 }
 
 // Event is something that happened to a task that its owner is told of.
@@ -210,6 +217,11 @@ func (e *Engine) Start(ctx context.Context, taskToken string, spec Spec) error {
 	}
 	if err := Validate(spec); err != nil {
 		return err
+	}
+	if e.cfg.Sources != nil {
+		if err := e.cfg.Sources.Check(ctx, taskToken, spec.Source); err != nil {
+			return &ValidationError{Field: "source", Reason: err.Error()}
+		}
 	}
 	e.mu.Lock()
 	closed := e.closed

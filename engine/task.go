@@ -32,7 +32,15 @@ func (e *Engine) runTask(ctx context.Context, token string) error {
 	dir := filepath.Join(e.cfg.WorkDir, token)
 	err = os.MkdirAll(dir, 0o755)
 	if err == nil {
-		err = e.execute(ctx, token, spec, dir)
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if e.cfg.TaskTimeout > 0 {
+			tctx, cancel = context.WithTimeoutCause(ctx, e.cfg.TaskTimeout, ErrTaskTimeout)
+		}
+		err = e.execute(tctx, token, spec, dir)
+		if ctx.Err() == nil && errors.Is(context.Cause(tctx), ErrTaskTimeout) {
+			err = &SourceError{Reason: fmt.Sprintf("the task took longer than this server's time limit of %v (THUMBD_TASK_TIMEOUT) and was stopped; a source that answers slowly is the usual cause", e.cfg.TaskTimeout)}
+		}
+		cancel()
 	}
 	os.RemoveAll(dir)
 	if ctx.Err() != nil {
@@ -115,17 +123,22 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 	if err := e.progress(ctx, token, StateDownloading, 1); err != nil {
 		return err
 	}
-	src, err := e.openSource(ctx, spec.Source)
+	source, err := e.openSource(ctx, token, spec.Source)
 	if err != nil {
 		return err
 	}
+	defer source.Close()
+	src := source.URL()
 	media, err := e.cfg.Runner.Probe(ctx, src)
 	if err != nil {
-		return err
+		return sourceError(err, source)
 	}
 	e.update(ctx, token, func(s *Snapshot) {
 		s.Duration = media.Duration()
 		s.SourceSize = media.Size
+		if n := source.Size(); n > 0 {
+			s.SourceSize = n
+		}
 	})
 	if err := e.progress(ctx, token, StateEncoding, 5); err != nil {
 		return err
@@ -142,7 +155,7 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		all = append(all, p.frames...)
 	}
 	if err := e.grabAll(ctx, token, src, media, plans, all); err != nil {
-		return err
+		return sourceError(err, source)
 	}
 	for _, p := range plans {
 		if err := e.finishOutput(ctx, p, media.Duration()); err != nil {
