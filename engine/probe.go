@@ -119,7 +119,7 @@ func (r Runner) Probe(ctx context.Context, src string) (Media, error) {
 		if ctx.Err() != nil {
 			return Media{}, err
 		}
-		return Media{}, &SourceError{Reason: "the source could not be read as media", Err: err}
+		return Media{}, &SourceError{Reason: "the source could not be read as media: it is damaged, truncated or not a video", Err: err}
 	}
 	var pj probeJSON
 	if err := json.Unmarshal(out, &pj); err != nil {
@@ -210,6 +210,14 @@ func (r Runner) Probe(ctx context.Context, src string) (Media, error) {
 	}
 	if last < m.VideoStart {
 		last = m.VideoStart
+	}
+	// A video stream whose header promises much more than its frames
+	// deliver is a partial file: an interrupted upload or download.
+	if ok && streamDur > 0 {
+		slack := max(2*time.Second, streamDur/10)
+		if got := last + m.FrameDur - m.VideoStart; got < streamDur-slack {
+			return Media{}, &SourceError{Reason: fmt.Sprintf("the source is truncated: its video stream is declared %.3fs long, but its frames end at %.3fs (an interrupted upload or download?)", streamDur.Seconds(), got.Seconds())}
+		}
 	}
 	m.LastFrame = last
 	return m, nil

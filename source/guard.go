@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -94,7 +95,7 @@ func checkLiteral(host string) error {
 		}
 		return nil
 	}
-	switch h := lowerASCII(host); {
+	switch h := strings.TrimSuffix(lowerASCII(host), "."); {
 	case h == "localhost", hasSuffix(h, ".localhost"), h == "localhost.localdomain":
 		return &BlockedAddressError{Host: host, Kind: "a loopback"}
 	}
@@ -105,7 +106,7 @@ func checkLiteral(host string) error {
 // addresses, unless allowPrivate. The check runs on the address actually
 // dialed, after name resolution and on every redirect, so neither DNS
 // rebinding nor a redirect to 127.0.0.1 gets around it.
-func dialer(allowPrivate bool, timeout time.Duration) *net.Dialer {
+func dialer(allowPrivate bool, timeout time.Duration, exempt func(netip.AddrPort) bool) *net.Dialer {
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	if allowPrivate {
 		return d
@@ -114,6 +115,9 @@ func dialer(allowPrivate bool, timeout time.Duration) *net.Dialer {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
 			return fmt.Errorf("source: unexpected dial address %q", address)
+		}
+		if exempt != nil && exempt(ap) {
+			return nil
 		}
 		if kind := addressKind(ap.Addr()); kind != "" {
 			return &BlockedAddressError{IP: ap.Addr().Unmap(), Kind: kind}
@@ -147,3 +151,17 @@ func lowerASCII(s string) string {
 }
 
 func hasSuffix(s, suf string) bool { return len(s) >= len(suf) && s[len(s)-len(suf):] == suf }
+
+// checkHost is checkLiteral unless private sources are allowed, or the
+// address is exempt (tests).
+func (g *Gateway) checkHost(host, port string) error {
+	if g.cfg.AllowPrivate {
+		return nil
+	}
+	if g.cfg.exempt != nil {
+		if ap, err := netip.ParseAddrPort(net.JoinHostPort(trimBrackets(host), port)); err == nil && g.cfg.exempt(ap) {
+			return nil
+		}
+	}
+	return checkLiteral(host)
+}

@@ -33,12 +33,7 @@ func (g *Gateway) checkRedirect(req *http.Request, via []*http.Request) error {
 	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
 		return &redirectError{fmt.Sprintf("the source redirected to a %s: URL, which is not followed", req.URL.Scheme)}
 	}
-	if !g.cfg.AllowPrivate {
-		if err := checkLiteral(req.URL.Hostname()); err != nil {
-			return err
-		}
-	}
-	return nil
+	return g.checkHost(req.URL.Hostname(), req.URL.Port())
 }
 
 // fetch asks the origin for bytes [first, last] (last < 0: to the end).
@@ -126,6 +121,9 @@ func (e *entry) describe(err error) error {
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Errorf("the source host refused the connection: %s", e.shown)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("the source closed the connection before it had sent the whole file: %s", e.shown)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
