@@ -68,14 +68,17 @@ func addressKind(ip netip.Addr) string {
 // host is, or resolves to, an address on a private, loopback or link-local
 // network, and the operator has not allowed such sources.
 type BlockedAddressError struct {
-	Host string // as the URL named it
-	IP   netip.Addr
-	Kind string // "a loopback", "a private", ...
+	Host         string // as the URL named it
+	IP           netip.Addr
+	Kind         string // "a loopback", "a private", ...
+	RedirectedTo string // the URL a redirect led to, without credentials
 }
 
 func (e *BlockedAddressError) Error() string {
 	var where string
 	switch {
+	case e.RedirectedTo != "" && e.Host != "":
+		return fmt.Sprintf("the source redirected to %s, whose host %s is %s address, and this server does not read sources on private, loopback or link-local networks (THUMBD_ALLOW_PRIVATE_SOURCES)", e.RedirectedTo, e.Host, e.Kind)
 	case e.Host != "" && e.IP.IsValid() && e.IP.String() != trimBrackets(e.Host):
 		where = fmt.Sprintf("host %s (%s) is", e.Host, e.IP)
 	case e.Host != "":
@@ -91,7 +94,7 @@ func (e *BlockedAddressError) Error() string {
 func checkLiteral(host string) error {
 	if ip, err := netip.ParseAddr(trimBrackets(host)); err == nil {
 		if kind := addressKind(ip); kind != "" {
-			return &BlockedAddressError{Host: host, IP: ip, Kind: kind}
+			return &BlockedAddressError{Host: host, IP: ip.Unmap(), Kind: kind}
 		}
 		return nil
 	}

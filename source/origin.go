@@ -33,7 +33,13 @@ func (g *Gateway) checkRedirect(req *http.Request, via []*http.Request) error {
 	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
 		return &redirectError{fmt.Sprintf("the source redirected to a %s: URL, which is not followed", req.URL.Scheme)}
 	}
-	return g.checkHost(req.URL.Hostname(), req.URL.Port())
+	if err := g.checkHost(req.URL.Hostname(), req.URL.Port()); err != nil {
+		if b, ok := asBlocked(err); ok {
+			b.RedirectedTo = ShowURL(req.URL.String())
+		}
+		return err
+	}
+	return nil
 }
 
 // fetch asks the origin for bytes [first, last] (last < 0: to the end).
