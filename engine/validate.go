@@ -41,6 +41,14 @@ func Validate(s Spec) error {
 }
 
 func validateSource(src string) error {
+	if len(src) > 5 && strings.EqualFold(src[:5], "s3://") {
+		// Not url.Parse: secrets often hold an unencoded "/", which
+		// ParseS3URL tolerates.
+		if _, err := storage.ParseS3URL(src); err != nil {
+			return &ValidationError{Field: "source", Reason: err.Error()}
+		}
+		return nil
+	}
 	u, err := url.Parse(src)
 	if err != nil {
 		return &ValidationError{Field: "source", Reason: "is not a valid URL"}

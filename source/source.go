@@ -205,7 +205,7 @@ func (g *Gateway) closeRoots() {
 // read: a scheme that is off, a host that is a private address, a file
 // outside the source directories, an upload the task does not have.
 func (g *Gateway) Check(ctx context.Context, task, raw string) error {
-	u, err := url.Parse(raw)
+	u, err := parse(raw)
 	if err != nil {
 		return errors.New("is not a valid URL")
 	}
@@ -250,7 +250,7 @@ func (g *Gateway) Check(ctx context.Context, task, raw string) error {
 // that is missing, empty, too large or not a video fails here with a clear
 // error rather than later in ffprobe.
 func (g *Gateway) Open(ctx context.Context, task, raw string) (engine.OpenSource, error) {
-	u, err := url.Parse(raw)
+	u, err := parse(raw)
 	if err != nil {
 		return nil, errors.New("the source is not a valid URL")
 	}
@@ -490,6 +490,16 @@ func (e *entry) sniff(head []byte) error {
 		return nil
 	}
 	return e.fail(fmt.Errorf("the source is %s: %s", what, e.shown))
+}
+
+// parse parses a source URL. An s3:// URL is parsed by storage.ParseS3URL
+// later, which tolerates what url.Parse does not (a "/" in the secret), so
+// only its scheme is taken here.
+func parse(raw string) (*url.URL, error) {
+	if scheme, _, ok := strings.Cut(raw, "://"); ok && strings.EqualFold(scheme, "s3") {
+		return &url.URL{Scheme: "s3"}, nil
+	}
+	return url.Parse(raw)
 }
 
 // newID returns 32 random hex digits.
