@@ -29,6 +29,13 @@ type OpenSource interface {
 	Close()
 }
 
+// TaskReleaser is implemented by Sources that keep something for a task,
+// such as its direct uploads, until the task has ended for good (completed
+// or failed; not interrupted by a shutdown, after which it runs again).
+type TaskReleaser interface {
+	ReleaseTask(ctx context.Context, task string)
+}
+
 // Presigner turns an s3:// URL into an https URL that ffmpeg can read.
 // storage.S3 implements it.
 type Presigner interface {

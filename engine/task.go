@@ -60,6 +60,9 @@ func (e *Engine) runTask(ctx context.Context, token string) error {
 		snap = r.Snap
 		return nil
 	})
+	if r, ok := e.cfg.Sources.(TaskReleaser); ok {
+		r.ReleaseTask(context.WithoutCancel(ctx), token)
+	}
 	if err != nil {
 		log.Warn("task failed", "err", err, "took", time.Since(began))
 		e.notify(ctx, token, EventError, snap, spec)

@@ -62,6 +62,8 @@ type Uploads interface {
 	// Open returns the finished upload id of task, or an error that says
 	// why it cannot be read (unknown, unfinished).
 	Open(task, id string) (*os.File, error)
+	// Remove deletes the uploads of task.
+	Remove(task string) error
 }
 
 // Config configures a Gateway. Zero values take the defaults.
@@ -316,6 +318,17 @@ func (g *Gateway) Open(ctx context.Context, task, raw string) (engine.OpenSource
 	g.mu.Unlock()
 	e.url = g.base + "/" + e.id + "/" + safeName(name)
 	return e, nil
+}
+
+// ReleaseTask implements engine.TaskReleaser: a task that has ended no
+// longer needs its uploads (a task token starts one task only).
+func (g *Gateway) ReleaseTask(ctx context.Context, task string) {
+	if g.cfg.Uploads == nil {
+		return
+	}
+	if err := g.cfg.Uploads.Remove(task); err != nil {
+		g.log.Warn("removing a task's uploads", "task", engine.Redact(task), "err", err)
+	}
 }
 
 // ServeHTTP answers ffmpeg: GET /<id>/<name> with an optional Range.

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/tus/tusd/v2/pkg/filestore"
 	tusd "github.com/tus/tusd/v2/pkg/handler"
@@ -170,4 +171,64 @@ func (s *Server) info(task, id string) (tusd.FileInfo, error) {
 		return tusd.FileInfo{}, fmt.Errorf("tus:%s: %v", id, err)
 	}
 	return up.GetInfo(context.Background())
+}
+
+// Remove deletes every upload of task.
+func (s *Server) Remove(task string) error {
+	if !engine.ValidToken(task) {
+		return nil
+	}
+	return os.RemoveAll(filepath.Join(s.dir, task))
+}
+
+// Sweep deletes the uploads of tasks that have seen no new upload for
+// longer than age: tasks that were never started. It returns how many
+// tasks' uploads it removed.
+func (s *Server) Sweep(age time.Duration) (int, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return 0, err
+	}
+	cutoff := time.Now().Add(-age)
+	n := 0
+	for _, e := range entries {
+		if !e.IsDir() || !engine.ValidToken(e.Name()) {
+			continue
+		}
+		dir := filepath.Join(s.dir, e.Name())
+		newest := time.Time{}
+		files, _ := os.ReadDir(dir)
+		for _, f := range files {
+			if fi, err := f.Info(); err == nil && fi.ModTime().After(newest) {
+				newest = fi.ModTime()
+			}
+		}
+		if fi, err := e.Info(); err == nil && fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+		if newest.Before(cutoff) {
+			if err := os.RemoveAll(dir); err == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// SweepEvery runs Sweep(age) every interval until ctx ends.
+func (s *Server) SweepEvery(ctx context.Context, interval, age time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.Sweep(age); err != nil {
+				s.log.Warn("sweeping old uploads", "err", err)
+			} else if n > 0 {
+				s.log.Info("removed the uploads of tasks never started", "tasks", n, "older_than", age)
+			}
+		}
+	}
 }

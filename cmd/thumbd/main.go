@@ -63,6 +63,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	if err != nil {
 		return err
 	}
+	go uploads.SweepEvery(ctx, time.Hour, uploadMaxAge)
 	if cfg.AllowPrivateSources {
 		log.Warn("THUMBD_ALLOW_PRIVATE_SOURCES is on: sources may reach loopback, private and link-local addresses. Keep it off on a service others can use.")
 	}
@@ -154,6 +155,10 @@ func readiness(r engine.Runner, dataDir string) func(context.Context) error {
 		return os.Remove(f.Name())
 	}
 }
+
+// uploadMaxAge is how long the uploads of a task that is never started are
+// kept: past the life of the access token that could start it.
+const uploadMaxAge = 48 * time.Hour
 
 // presignTTL is how long an s3:// source's presigned URL must live: past
 // the end of the longest task.

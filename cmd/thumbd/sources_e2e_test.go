@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -235,10 +236,23 @@ func TestTusUploadThroughNodeSDK(t *testing.T) {
 	}
 	checkHalf(t, st)
 
-	// Once the task has started, its uploads cannot be changed.
+	// Once the task has started, its uploads cannot be changed; once it
+	// has ended, they are deleted.
 	resp := tusRequest(t, "POST", up.Endpoint, nil, "Upload-Length", "10")
 	if resp.StatusCode != http.StatusConflict {
 		t.Errorf("creating an upload for a started task: %s, want 409", resp.Status)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		resp := tusRequest(t, "HEAD", up.Location, nil)
+		if resp.StatusCode == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("HEAD of the upload after its task ended: %s, want 404 (deleted)", resp.Status)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
