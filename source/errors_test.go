@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,6 +82,8 @@ func TestSourcesThatCannotBeUsed(t *testing.T) {
 			want: []string{"the source answered 404 Not Found for http://127.0.0.1:", "/missing.mp4"}},
 		{name: "500", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) }), path: "/v.mp4",
 			want: []string{"answered 500 Internal Server Error for"}},
+		{name: "503 after retries", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "busy", 503) }), path: "/v.mp4",
+			want: []string{"answered 503 Service Unavailable for"}},
 		{name: "403 from S3", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/xml")
 			w.WriteHeader(403)
@@ -179,5 +182,32 @@ func TestRedirectsWithinTheLimit(t *testing.T) {
 	fi, _ := os.Stat(file)
 	if snap.SourceSize != fi.Size() || snap.Duration != 10*time.Second {
 		t.Errorf("source_size %d duration %v, want %d and 10s", snap.SourceSize, snap.Duration, fi.Size())
+	}
+}
+
+// TestBusyOriginIsRetried reads a source whose origin answers 503 to every
+// other request.
+func TestBusyOriginIsRetried(t *testing.T) {
+	file := clip(t)
+	var n int
+	var mu sync.Mutex
+	o := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		busy := n%2 == 1
+		mu.Unlock()
+		if busy {
+			http.Error(w, "slow down", http.StatusServiceUnavailable)
+			return
+		}
+		http.ServeFile(w, r, file)
+	}))
+	g := startGateway(t, Config{AllowPrivate: true})
+	snap := runTask(t, g, engine.Spec{Source: o.URL + "/clip.mp4"}, 0)
+	if snap.State != engine.StateCompleted {
+		t.Fatalf("task ended %s: %s", snap.State, snap.Error)
+	}
+	if o.requests.Load() < 2 {
+		t.Errorf("the origin saw %d requests; were the 503s retried?", o.requests.Load())
 	}
 }

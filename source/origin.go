@@ -59,13 +59,29 @@ func (e *entry) fetch(ctx context.Context, first, last int64) (*http.Response, e
 	}
 	req.Header.Set("User-Agent", "thumbd")
 	req.Header.Set("Accept-Encoding", "identity")
-	e.fetches.Add(1)
-	resp, err := e.g.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	var resp *http.Response
+	for try := 0; ; try++ {
+		e.fetches.Add(1)
+		resp, err = e.g.client.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if try < fetchRetries && errors.Is(err, syscall.ECONNRESET) {
+				sleep(ctx, retryWait<<try)
+				continue
+			}
+			return nil, e.fail(e.describe(err))
 		}
-		return nil, e.fail(e.describe(err))
+		switch resp.StatusCode {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			if try < fetchRetries {
+				resp.Body.Close()
+				sleep(ctx, retryWait<<try)
+				continue
+			}
+		}
+		break
 	}
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusPartialContent:
@@ -85,6 +101,23 @@ func (e *entry) fetch(ctx context.Context, first, last int64) (*http.Response, e
 		detail := s3ErrorDetail(resp)
 		resp.Body.Close()
 		return nil, e.fail(fmt.Errorf("the source answered %d %s%s for %s", resp.StatusCode, http.StatusText(resp.StatusCode), detail, e.shown))
+	}
+}
+
+// A request that meets a busy origin (429, 502, 503, 504) or a reset
+// connection is tried again fetchRetries times, waiting retryWait, then
+// twice that.
+const (
+	fetchRetries = 2
+	retryWait    = 250 * time.Millisecond
+)
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
