@@ -133,6 +133,9 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 	defer source.Close()
 	src := source.URL()
 	media, err := e.cfg.Runner.Probe(ctx, src)
+	if err == nil {
+		err = source.Failure() // ffprobe may take a cut-off read for the end
+	}
 	if err != nil {
 		return sourceError(err, source)
 	}
@@ -157,7 +160,11 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		plans[i] = p
 		all = append(all, p.frames...)
 	}
-	if err := e.grabAll(ctx, token, src, media, plans, all); err != nil {
+	err = e.grabAll(ctx, token, src, media, plans, all)
+	if err == nil {
+		err = source.Failure()
+	}
+	if err != nil {
 		return sourceError(err, source)
 	}
 	for _, p := range plans {

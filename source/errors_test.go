@@ -51,6 +51,10 @@ func TestSourcesThatCannotBeUsed(t *testing.T) {
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	ts, err := os.ReadFile(makeMedia(t, "loop.ts", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "10"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	truncFront := truncated(t, clipFile, "trunc-front.mp4") // index first: the tail is missing
 	truncLast := truncated(t, moovLast, "trunc-last.mp4")   // index last: it is missing
 
@@ -110,6 +114,14 @@ func TestSourcesThatCannotBeUsed(t *testing.T) {
 		{name: "truncated, index first", handler: serveFile(truncFront), path: "/cut.mp4", want: []string{"the source is truncated: its video stream is declared 10.000s long, but its frames end at 5.040s"}},
 		{name: "over the size limit", handler: serveFile(clipFile), path: "/clip.mp4", cfg: Config{MaxSize: 100 << 10},
 			want: []string{"the source is 449.3 KiB, more than this server's limit of 100 KiB"}},
+		{name: "endless body", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// No Content-Length, no ranges: a live stream that never ends.
+			for r.Context().Err() == nil {
+				if _, err := w.Write(ts); err != nil {
+					return
+				}
+			}
+		}), path: "/live.ts", cfg: Config{MaxSize: 4 << 20}, want: []string{"the source sent more than this server's limit of 4 MiB (THUMBD_MAX_SOURCE_SIZE) without saying its size"}},
 		{name: "no answer", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():

@@ -326,6 +326,12 @@ func (e *entry) serveOrigin(w http.ResponseWriter, r *http.Request) {
 		} else if end >= 0 {
 			want = end - pos + 1
 		}
+		limited := false
+		if max := e.g.cfg.MaxSize; want < 0 && max > 0 {
+			// A body of unknown length (a live stream?): read one
+			// byte past the limit at most.
+			want, limited = max-pos+1, true
+		}
 		var keep *bytes.Buffer
 		dst := io.Writer(w)
 		if last >= 0 && skip == 0 && want <= maxCached {
@@ -350,6 +356,11 @@ func (e *entry) serveOrigin(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 			e.fail(e.readError(ctx, err))
 			return
+		case limited && n == want:
+			e.fail(fmt.Errorf("the source sent more than this server's limit of %s (THUMBD_MAX_SOURCE_SIZE) without saying its size: %s", FormatSize(e.g.cfg.MaxSize), e.shown))
+			return
+		case limited:
+			return // the end of a body of unknown length
 		case want >= 0 && n < want:
 			if size >= 0 {
 				e.fail(fmt.Errorf("the source ended after %d of its %d bytes: %s", pos, size, e.shown))
