@@ -223,3 +223,41 @@ func TestBusyOriginIsRetried(t *testing.T) {
 		t.Errorf("the origin saw %d requests; were the 503s retried?", o.requests.Load())
 	}
 }
+
+// TestOriginWithoutRanges reads sources from a server that ignores Range
+// and always sends the whole file: seeking then means reading from the
+// start again, which works, if slowly.
+func TestOriginWithoutRanges(t *testing.T) {
+	larger := makeMedia(t, "larger.mp4", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "20",
+		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "12", "-g", "50")
+	tests := []struct {
+		name     string
+		file     string
+		duration time.Duration
+		requests int64 // the most the origin may see; 0: any
+	}{
+		{"fits in the first read", clip(t), 10 * time.Second, 1},
+		{"larger than the first read", larger, 20 * time.Second, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, err := os.ReadFile(tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+				w.Write(data)
+			}))
+			g := startGateway(t, Config{AllowPrivate: true})
+			snap := runTask(t, g, engine.Spec{Source: o.URL + "/v.mp4"}, 0)
+			if snap.State != engine.StateCompleted || snap.SourceSize != int64(len(data)) || snap.Duration != tt.duration {
+				t.Fatalf("task ended %s (%s), source_size %d, duration %v", snap.State, snap.Error, snap.SourceSize, snap.Duration)
+			}
+			t.Logf("%s file: %d requests, %s served", FormatSize(int64(len(data))), o.requests.Load(), FormatSize(o.bytes.Load()))
+			if tt.requests > 0 && o.requests.Load() > tt.requests {
+				t.Errorf("the origin served %d requests, want at most %d", o.requests.Load(), tt.requests)
+			}
+		})
+	}
+}

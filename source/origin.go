@@ -270,7 +270,7 @@ func (e *entry) serveOrigin(w http.ResponseWriter, r *http.Request) {
 	}
 
 	pos := start
-	if pos < int64(len(e.head)) && !e.noRanges {
+	if pos < int64(len(e.head)) && (!e.noRanges || int64(len(e.head)) == size) {
 		stopAt := int64(len(e.head))
 		if end >= 0 && end+1 < stopAt {
 			stopAt = end + 1

@@ -153,7 +153,10 @@ func (s *Server) Open(task, id string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if info.SizeIsDeferred || info.Offset < info.Size {
+	if info.SizeIsDeferred {
+		return nil, fmt.Errorf("the upload tus:%s is not finished: %d bytes received, and its length was never declared", id, info.Offset)
+	}
+	if info.Offset < info.Size {
 		return nil, fmt.Errorf("the upload tus:%s is not finished: %d of %d bytes received; resume it, then start the task", id, info.Offset, info.Size)
 	}
 	return os.Open(filepath.Join(s.dir, task, id))
