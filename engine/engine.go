@@ -219,6 +219,14 @@ func (e *Engine) Start(ctx context.Context, taskToken string, spec Spec) error {
 		return err
 	}
 	if e.cfg.Sources != nil {
+		// The token's own errors come first: SDKs act on them.
+		rec, err := e.store.Task(ctx, taskToken)
+		if err != nil {
+			return err
+		}
+		if rec.Spec != nil {
+			return ErrTaskStarted
+		}
 		if err := e.cfg.Sources.Check(ctx, taskToken, spec.Source); err != nil {
 			return &ValidationError{Field: "source", Reason: err.Error()}
 		}
