@@ -50,6 +50,10 @@ type Config struct {
 	// Ready reports whether the server can do work (ffmpeg found, data
 	// directory writable); nil means always ready.
 	Ready func(ctx context.Context) error
+	// Uploads is the TUS endpoint behind upload_url, mounted at
+	// /v1/upload_file and seeing paths /<task_token>[/<file id>];
+	// upload.Server implements it. nil: direct uploads are off.
+	Uploads http.Handler
 }
 
 // Server is the HTTP face of thumbd.
@@ -90,6 +94,9 @@ func (s *Server) Handler() http.Handler {
 		method("/v1/start_encode", s.startEncode)
 		method("/v1/status", s.status)
 	})
+	if s.cfg.Uploads != nil {
+		r.Handle("/v1/upload_file/*", http.StripPrefix("/v1/upload_file", s.uploadsFor(s.cfg.Uploads)))
+	}
 	r.Get("/storage/*", s.serveFile)
 	r.Head("/storage/*", s.serveFile)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -328,5 +335,30 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		began := time.Now()
 		next.ServeHTTP(ww, r)
 		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(), "took", time.Since(began))
+	})
+}
+
+// uploadsFor lets TUS requests through only for a task token that exists,
+// and lets uploads be created or written only until the task is started.
+// TUS clients expect plain HTTP statuses, not Qencode's envelope.
+func (s *Server) uploadsFor(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodOptions {
+			task, _, _ := strings.Cut(strings.Trim(r.URL.Path, "/"), "/")
+			if !engine.ValidToken(task) {
+				http.Error(w, "upload to <upload_url>/<task_token>, with the task_token from /v1/create_task", http.StatusNotFound)
+				return
+			}
+			snap, err := s.cfg.Engine.Status(r.Context(), task)
+			if err != nil {
+				http.Error(w, "unknown task_token: get one from /v1/create_task", http.StatusNotFound)
+				return
+			}
+			if (r.Method == http.MethodPost || r.Method == http.MethodPatch) && snap.State != engine.StateCreated {
+				http.Error(w, "this task has already been started; upload before start_encode2", http.StatusConflict)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
 	})
 }

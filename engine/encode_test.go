@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +66,12 @@ func runSpec(t *testing.T, runner Runner, spec Spec) (Snapshot, error, *recordin
 	store := &recordingStore{MemoryStore: NewMemoryStore()}
 	e := New(Config{Workers: 2, WorkDir: t.TempDir(), Files: files, Store: store, Runner: runner})
 	ctx := context.Background()
+	if !strings.Contains(spec.Source, "://") {
+		// The engine reads only URLs: serve the local clip over HTTP.
+		srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(spec.Source))))
+		t.Cleanup(srv.Close)
+		spec.Source = srv.URL + "/" + filepath.Base(spec.Source)
+	}
 	token := NewToken()
 	if err := store.CreateTask(ctx, TaskRecord{Token: token, Spec: &spec, Snap: Snapshot{State: StateQueued}}); err != nil {
 		t.Fatal(err)

@@ -44,6 +44,13 @@ type Config struct {
 	Gate     Gate     // may hold or fail a task as it changes state; may be nil
 	Logger   *slog.Logger
 	Now      func() time.Time
+
+	// Sources reads sources for ffmpeg; nil: ffmpeg reads http(s) URLs
+	// itself, without guard rails.
+	Sources Sources
+	// TaskTimeout bounds one task from its start to its end, reading the
+	// source included; 0 means no limit.
+	TaskTimeout time.Duration
 }
 
 // Event is something that happened to a task that its owner is told of.
@@ -213,6 +220,19 @@ func (e *Engine) Start(ctx context.Context, taskToken string, spec Spec) error {
 	}
 	if err := e.checkEncoders(ctx, spec); err != nil {
 		return err
+	}
+	if e.cfg.Sources != nil {
+		// The token's own errors come first: SDKs act on them.
+		rec, err := e.store.Task(ctx, taskToken)
+		if err != nil {
+			return err
+		}
+		if rec.Spec != nil {
+			return ErrTaskStarted
+		}
+		if err := e.cfg.Sources.Check(ctx, taskToken, spec.Source); err != nil {
+			return &ValidationError{Field: "source", Reason: err.Error()}
+		}
 	}
 	e.mu.Lock()
 	closed := e.closed

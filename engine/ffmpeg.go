@@ -32,11 +32,8 @@ type Grab struct {
 func GrabArgs(src string, grabs []Grab) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-y", "-copyts"}
 	for _, g := range grabs {
-		args = append(args,
-			"-threads", "1",
-			"-ss", formatSeconds(g.At),
-			"-i", src,
-		)
+		args = append(args, "-threads", "1", "-ss", formatSeconds(g.At))
+		args = append(args, inputArgs(src)...)
 	}
 	for i, g := range grabs {
 		chain := fmt.Sprintf("showinfo@g%d", i)
@@ -59,8 +56,9 @@ func GrabArgs(src string, grabs []Grab) []string {
 // overwriting the output with each frame.
 func LastFrameArgs(src string, g Grab) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-y", "-copyts",
-		"-threads", "1", "-sseof", "-3", "-i", src,
-		"-map", "0:v:0", "-an", "-sn", "-dn"}
+		"-threads", "1", "-sseof", "-3"}
+	args = append(args, inputArgs(src)...)
+	args = append(args, "-map", "0:v:0", "-an", "-sn", "-dn")
 	chain := "showinfo@g0"
 	if g.Filter != "" {
 		chain += "," + g.Filter
@@ -68,6 +66,16 @@ func LastFrameArgs(src string, g Grab) []string {
 	args = append(args, "-filter:v", chain)
 	args = append(args, g.Codec...)
 	return append(args, "-f", "image2", "-update", "1", g.Out)
+}
+
+// inputArgs opens src. An http source may only lead ffmpeg to more http:
+// a playlist or a reference inside it cannot make ffmpeg open local files
+// or other protocols (the source gateway refuses playlists besides).
+func inputArgs(src string) []string {
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		return []string{"-protocol_whitelist", "http,https,tcp,tls", "-i", src}
+	}
+	return []string{"-i", src}
 }
 
 // formatSeconds renders d as seconds with microsecond precision, the unit

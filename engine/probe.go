@@ -96,19 +96,19 @@ type packetsJSON struct {
 
 // ProbeArgs builds the ffprobe invocation that describes src's streams.
 func ProbeArgs(src string) []string {
-	return []string{"-hide_banner", "-v", "error", "-of", "json",
-		"-show_entries", "format=format_name,start_time,duration,size:stream=index,codec_type,codec_name,width,height,sample_aspect_ratio,avg_frame_rate,r_frame_rate,start_time,duration,color_transfer:stream_tags=rotate,DURATION:stream_disposition=attached_pic:stream_side_data=side_data_type,rotation",
-		src}
+	args := []string{"-hide_banner", "-v", "error", "-of", "json",
+		"-show_entries", "format=format_name,start_time,duration,size:stream=index,codec_type,codec_name,width,height,sample_aspect_ratio,avg_frame_rate,r_frame_rate,start_time,duration,color_transfer:stream_tags=rotate,DURATION:stream_disposition=attached_pic:stream_side_data=side_data_type,rotation"}
+	return append(args, inputArgs(src)...)
 }
 
 // TailPacketsArgs builds the ffprobe invocation that lists the video
 // packets from about `from` to the end of src, to find the last frame.
 func TailPacketsArgs(src string, stream int, from time.Duration) []string {
-	return []string{"-hide_banner", "-v", "error", "-of", "json",
+	args := []string{"-hide_banner", "-v", "error", "-of", "json",
 		"-select_streams", strconv.Itoa(stream),
 		"-read_intervals", formatSeconds(from) + "%",
-		"-show_entries", "packet=pts_time,duration_time",
-		src}
+		"-show_entries", "packet=pts_time,duration_time"}
+	return append(args, inputArgs(src)...)
 }
 
 // Probe describes src. It fails with a *SourceError when src has no video
@@ -119,7 +119,7 @@ func (r Runner) Probe(ctx context.Context, src string) (Media, error) {
 		if ctx.Err() != nil {
 			return Media{}, err
 		}
-		return Media{}, &SourceError{Reason: "the source could not be read as media", Err: err}
+		return Media{}, &SourceError{Reason: "the source could not be read as media: it is damaged, truncated or not a video", Err: err}
 	}
 	var pj probeJSON
 	if err := json.Unmarshal(out, &pj); err != nil {
@@ -168,7 +168,19 @@ func (r Runner) Probe(ctx context.Context, src string) (Media, error) {
 		break
 	}
 	if video < 0 {
+		var others []string
+		for _, s := range pj.Streams {
+			if s.CodecType != "" && s.CodecName != "" {
+				others = append(others, s.CodecType+" ("+s.CodecName+")")
+			}
+		}
+		if len(others) > 0 {
+			return Media{}, &SourceError{Reason: "the source has no video stream, only " + strings.Join(others, ", ")}
+		}
 		return Media{}, &SourceError{Reason: "the source has no video stream"}
+	}
+	if still(pj.Format.FormatName) {
+		return Media{}, &SourceError{Reason: fmt.Sprintf("the source is a still image (%s), not a video", m.Codec)}
 	}
 	fmtDur = parseSeconds(pj.Format.Duration)
 
@@ -199,8 +211,23 @@ func (r Runner) Probe(ctx context.Context, src string) (Media, error) {
 	if last < m.VideoStart {
 		last = m.VideoStart
 	}
+	// A video stream whose header promises much more than its frames
+	// deliver is a partial file: an interrupted upload or download.
+	if ok && streamDur > 0 {
+		slack := max(2*time.Second, streamDur/10)
+		if got := last + m.FrameDur - m.VideoStart; got < streamDur-slack {
+			return Media{}, &SourceError{Reason: fmt.Sprintf("the source is truncated: its video stream is declared %.3fs long, but its frames end at %.3fs (an interrupted upload or download?)", streamDur.Seconds(), got.Seconds())}
+		}
+	}
 	m.LastFrame = last
 	return m, nil
+}
+
+// still reports whether ffprobe's format name is that of a single image:
+// the image2 demuxer or one of the image pipes (png_pipe, jpeg_pipe, ...).
+// Animated formats (gif, apng, webp animations) have demuxers of their own.
+func still(format string) bool {
+	return format == "image2" || strings.HasSuffix(format, "_pipe")
 }
 
 // lastPTS returns the largest packet presentation time of the stream from

@@ -33,7 +33,15 @@ func (e *Engine) runTask(ctx context.Context, token string) error {
 	dir := filepath.Join(e.cfg.WorkDir, token)
 	err = os.MkdirAll(dir, 0o755)
 	if err == nil {
-		err = e.execute(ctx, token, spec, dir)
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if e.cfg.TaskTimeout > 0 {
+			tctx, cancel = context.WithTimeoutCause(ctx, e.cfg.TaskTimeout, ErrTaskTimeout)
+		}
+		err = e.execute(tctx, token, spec, dir)
+		if ctx.Err() == nil && errors.Is(context.Cause(tctx), ErrTaskTimeout) {
+			err = &SourceError{Reason: fmt.Sprintf("the task took longer than this server's time limit of %v (THUMBD_TASK_TIMEOUT) and was stopped; a source that answers slowly is the usual cause", e.cfg.TaskTimeout)}
+		}
+		cancel()
 	}
 	os.RemoveAll(dir)
 	if ctx.Err() != nil {
@@ -53,6 +61,9 @@ func (e *Engine) runTask(ctx context.Context, token string) error {
 		snap = r.Snap
 		return nil
 	})
+	if r, ok := e.cfg.Sources.(TaskReleaser); ok {
+		r.ReleaseTask(context.WithoutCancel(ctx), token)
+	}
 	if err != nil {
 		log.Warn("task failed", "err", err, "took", time.Since(began))
 		e.notify(ctx, token, EventError, snap, spec)
@@ -117,17 +128,25 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 	if err := e.progress(ctx, token, StateDownloading, 1); err != nil {
 		return err
 	}
-	src, err := e.openSource(ctx, spec.Source)
+	source, err := e.openSource(ctx, token, spec.Source)
 	if err != nil {
 		return err
 	}
+	defer source.Close()
+	src := source.URL()
 	media, err := e.cfg.Runner.Probe(ctx, src)
+	if err == nil {
+		err = source.Failure() // ffprobe may take a cut-off read for the end
+	}
 	if err != nil {
-		return err
+		return sourceError(err, source)
 	}
 	e.update(ctx, token, func(s *Snapshot) {
 		s.Duration = media.Duration()
 		s.SourceSize = media.Size
+		if n := source.Size(); n > 0 {
+			s.SourceSize = n
+		}
 	})
 	if err := e.progress(ctx, token, StateEncoding, 5); err != nil {
 		return err
@@ -159,8 +178,12 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		plans = append(plans, p)
 		all = append(all, p.frames...)
 	}
-	if err := e.makeOutputs(ctx, token, src, media, plans, all, videos); err != nil {
-		return err
+	err = e.makeOutputs(ctx, token, src, media, plans, all, videos)
+	if err == nil {
+		err = source.Failure()
+	}
+	if err != nil {
+		return sourceError(err, source)
 	}
 	for _, v := range videos {
 		plans = append(plans, &outputPlan{index: v.index, out: v.out, files: []producedFile{v.file}})

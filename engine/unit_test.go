@@ -231,9 +231,15 @@ func TestGrabArgs(t *testing.T) {
 		if args[i+1] != src {
 			t.Errorf("input %d reads %q, want %q", k, args[i+1], src)
 		}
-		// -ss is an input option: it sits right before this -i.
-		if args[i-2] != "-ss" || args[i-1] != wantSS[k] {
-			t.Errorf("input %d: want -ss %s right before -i, got %q", k, wantSS[k], args[i-2:i])
+		// -ss is an input option: it sits among this input's options,
+		// after the previous -i.
+		prev := 0
+		if k > 0 {
+			prev = inputs[k-1] + 2
+		}
+		opts := args[prev:i]
+		if j := slices.Index(opts, "-ss"); j < 0 || j+1 >= len(opts) || opts[j+1] != wantSS[k] {
+			t.Errorf("input %d: want -ss %s among its options, got %q", k, wantSS[k], opts)
 		}
 		if i > firstMap {
 			t.Errorf("input %d comes after the first output option", k)

@@ -41,6 +41,14 @@ func Validate(s Spec) error {
 }
 
 func validateSource(src string) error {
+	if len(src) > 5 && strings.EqualFold(src[:5], "s3://") {
+		// Not url.Parse: secrets often hold an unencoded "/", which
+		// ParseS3URL tolerates.
+		if _, err := storage.ParseS3URL(src); err != nil {
+			return &ValidationError{Field: "source", Reason: err.Error()}
+		}
+		return nil
+	}
 	u, err := url.Parse(src)
 	if err != nil {
 		return &ValidationError{Field: "source", Reason: "is not a valid URL"}
@@ -54,8 +62,16 @@ func validateSource(src string) error {
 		if _, err := storage.ParseS3URL(src); err != nil {
 			return &ValidationError{Field: "source", Reason: err.Error()}
 		}
+	case "tus":
+		if u.Opaque == "" && strings.Trim(u.Path, "/") == "" {
+			return &ValidationError{Field: "source", Reason: "must be tus:<file id>, the last part of the upload's URL"}
+		}
+	case "file":
+		if u.Path == "" {
+			return &ValidationError{Field: "source", Reason: "must be file:///path/to/video"}
+		}
 	default:
-		return &ValidationError{Field: "source", Reason: fmt.Sprintf("scheme %q is not supported (use http, https or s3)", u.Scheme)}
+		return &ValidationError{Field: "source", Reason: fmt.Sprintf("scheme %q is not supported (use http, https, s3, tus or file)", u.Scheme)}
 	}
 	return nil
 }

@@ -25,6 +25,11 @@ type Config struct {
 	FFprobe         string
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
+
+	AllowPrivateSources bool          // sources may reach loopback, private and link-local addresses
+	SourceDirs          []string      // directories file:// sources may come from; none: file:// is off
+	MaxSourceSize       int64         // bytes; 0: no limit
+	TaskTimeout         time.Duration // 0: no limit
 }
 
 // setting is one configuration knob: its flag, its environment variable,
@@ -94,7 +99,64 @@ func settings() []setting {
 			c.ShutdownTimeout = d
 			return nil
 		}},
+		{"allow-private-sources", "THUMBD_ALLOW_PRIVATE_SOURCES", "false", "let sources reach loopback, private and link-local addresses (for a trusted network; never on a public service)", func(c *Config, v string) error {
+			b, err := parseBool(v)
+			c.AllowPrivateSources = b
+			return err
+		}},
+		{"source-dirs", "THUMBD_SOURCE_DIRS", "", "comma-separated directories file:// sources may be read from; empty: file:// sources are refused", func(c *Config, v string) error {
+			c.SourceDirs = list(v)
+			return nil
+		}},
+		{"max-source-size", "THUMBD_MAX_SOURCE_SIZE", "20GiB", "largest source or upload accepted, like 500MB or 20GiB; 0: no limit", func(c *Config, v string) error {
+			n, err := parseSize(v)
+			c.MaxSourceSize = n
+			return err
+		}},
+		{"task-timeout", "THUMBD_TASK_TIMEOUT", "30m", "longest a task may run, reading its source included; 0: no limit", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("must be a duration like 30m, got %q", v)
+			}
+			c.TaskTimeout = d
+			return nil
+		}},
 	}
+}
+
+// parseBool reads true/false, 1/0, yes/no, on/off.
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "t", "true", "yes", "y", "on":
+		return true, nil
+	case "", "0", "f", "false", "no", "n", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("must be true or false, got %q", v)
+}
+
+// parseSize reads a byte count: a number with an optional unit, decimal
+// (KB, MB, GB, TB) or binary (K, M, G, T, KiB, MiB, GiB, TiB).
+func parseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.TrimSpace(s[i:])
+	}
+	units := map[string]float64{
+		"": 1, "b": 1,
+		"k": 1 << 10, "kib": 1 << 10, "kb": 1e3,
+		"m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
+		"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
+		"t": 1 << 40, "tib": 1 << 40, "tb": 1e12,
+	}
+	mult, ok := units[strings.ToLower(unit)]
+	f, err := strconv.ParseFloat(num, 64)
+	if !ok || err != nil || f < 0 || f*mult > 1<<62 {
+		return 0, fmt.Errorf("must be a size like 500MB or 20GiB, got %q", v)
+	}
+	return int64(f * mult), nil
 }
 
 // LoadConfig reads the configuration from the environment (through getenv)

@@ -17,6 +17,7 @@ func TestLoadConfig(t *testing.T) {
 		Addr: "127.0.0.1:8080", DataDir: "./thumbd-data", Workers: runtime.NumCPU(),
 		S3HTTPHosts: []string{"localhost", "127.0.0.1", "::1"}, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
 		LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second,
+		MaxSourceSize: 20 << 30, TaskTimeout: 30 * time.Minute,
 	}
 	with := func(f func(c *Config)) Config {
 		c := defaults
@@ -52,6 +53,29 @@ func TestLoadConfig(t *testing.T) {
 			args: []string{"-addr", "127.0.0.1:0", "-workers=3", "-public-url", "http://localhost:8080"},
 			want: with(func(c *Config) { c.Addr, c.Workers, c.PublicURL = "127.0.0.1:0", 3, "http://localhost:8080" }),
 		},
+		{
+			name: "sources",
+			env: map[string]string{
+				"THUMBD_ALLOW_PRIVATE_SOURCES": "1", "THUMBD_SOURCE_DIRS": "/srv/videos, /mnt/nas/in",
+				"THUMBD_MAX_SOURCE_SIZE": "500MB", "THUMBD_TASK_TIMEOUT": "5m",
+			},
+			want: with(func(c *Config) {
+				c.AllowPrivateSources, c.SourceDirs = true, []string{"/srv/videos", "/mnt/nas/in"}
+				c.MaxSourceSize, c.TaskTimeout = 500_000_000, 5*time.Minute
+			}),
+		},
+		{
+			name: "source flags override the environment",
+			env:  map[string]string{"THUMBD_ALLOW_PRIVATE_SOURCES": "yes", "THUMBD_MAX_SOURCE_SIZE": "1GB"},
+			args: []string{"-allow-private-sources=false", "-max-source-size", "1.5GiB", "-task-timeout", "0"},
+			want: with(func(c *Config) { c.MaxSourceSize, c.TaskTimeout = 3<<29, 0 }),
+		},
+		{name: "size in bytes, no limit", args: []string{"-max-source-size", "0"}, want: with(func(c *Config) { c.MaxSourceSize = 0 })},
+		{name: "size in KiB", args: []string{"-max-source-size", "512K"}, want: with(func(c *Config) { c.MaxSourceSize = 512 << 10 })},
+		{name: "bad allow private", env: map[string]string{"THUMBD_ALLOW_PRIVATE_SOURCES": "maybe"}, wantErr: "THUMBD_ALLOW_PRIVATE_SOURCES"},
+		{name: "bad size unit", env: map[string]string{"THUMBD_MAX_SOURCE_SIZE": "2 lots"}, wantErr: "THUMBD_MAX_SOURCE_SIZE"},
+		{name: "negative size", args: []string{"-max-source-size", "-1"}, wantErr: "-max-source-size"},
+		{name: "bad task timeout", env: map[string]string{"THUMBD_TASK_TIMEOUT": "forever"}, wantErr: "THUMBD_TASK_TIMEOUT"},
 		{name: "bad workers", env: map[string]string{"THUMBD_WORKERS": "many"}, wantErr: "THUMBD_WORKERS"},
 		{name: "zero workers", args: []string{"-workers", "0"}, wantErr: "-workers"},
 		{name: "bad public url", env: map[string]string{"THUMBD_PUBLIC_URL": "thumbs.example.com"}, wantErr: "THUMBD_PUBLIC_URL"},

@@ -29,7 +29,7 @@ const clipFPS = 25
 // its base URL.
 func startThumbd(t *testing.T, mutate func(*Config)) string {
 	t.Helper()
-	cfg, err := LoadConfig([]string{"-addr", "127.0.0.1:0", "-data-dir", t.TempDir(), "-workers", "2"}, func(string) string { return "" }, os.Stderr)
+	cfg, err := LoadConfig([]string{"-addr", "127.0.0.1:0", "-data-dir", t.TempDir(), "-workers", "2", "-allow-private-sources=true"}, func(string) string { return "" }, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}

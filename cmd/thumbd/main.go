@@ -15,10 +15,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/thumbd/thumbd/api"
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/source"
 	"github.com/thumbd/thumbd/storage"
+	"github.com/thumbd/thumbd/upload"
 )
 
 func main() {
@@ -52,6 +55,31 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		return fmt.Errorf("data directory: %w", err)
 	}
 	objects := storage.NewS3(storage.S3Options{HTTPHosts: cfg.S3HTTPHosts, Logger: log})
+	uploadBase := "/v1/upload_file/"
+	if cfg.PublicURL != "" {
+		uploadBase = cfg.PublicURL + uploadBase
+	}
+	uploads, err := upload.New(upload.Config{Dir: filepath.Join(cfg.DataDir, "uploads"), MaxSize: cfg.MaxSourceSize, BasePath: uploadBase, Logger: log})
+	if err != nil {
+		return err
+	}
+	go uploads.SweepEvery(ctx, time.Hour, uploadMaxAge)
+	if cfg.AllowPrivateSources {
+		log.Warn("THUMBD_ALLOW_PRIVATE_SOURCES is on: sources may reach loopback, private and link-local addresses. Keep it off on a service others can use.")
+	}
+	sources, err := source.New(source.Config{
+		AllowPrivate: cfg.AllowPrivateSources,
+		Dirs:         cfg.SourceDirs,
+		MaxSize:      cfg.MaxSourceSize,
+		PresignTTL:   presignTTL(cfg.TaskTimeout),
+		S3:           objects,
+		Uploads:      uploads,
+		Logger:       log,
+	})
+	if err != nil {
+		return err
+	}
+	defer sources.Close()
 	runner := engine.Runner{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe}
 	if err := runner.Check(ctx); err != nil {
 		log.Warn("ffmpeg is missing: tasks will fail until it is installed", "err", err)
@@ -64,6 +92,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		Objects: objects,
 		Files:   files,
 		Logger:  log,
+
+		Sources:     sources,
+		TaskTimeout: cfg.TaskTimeout,
 	})
 	srv := api.New(api.Config{
 		Engine:    eng,
@@ -71,6 +102,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		PublicURL: cfg.PublicURL,
 		Logger:    log,
 		Ready:     readiness(runner, cfg.DataDir),
+		Uploads:   uploads,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -122,4 +154,17 @@ func readiness(r engine.Runner, dataDir string) func(context.Context) error {
 		f.Close()
 		return os.Remove(f.Name())
 	}
+}
+
+// uploadMaxAge is how long the uploads of a task that is never started are
+// kept: past the life of the access token that could start it.
+const uploadMaxAge = 48 * time.Hour
+
+// presignTTL is how long an s3:// source's presigned URL must live: past
+// the end of the longest task.
+func presignTTL(taskTimeout time.Duration) time.Duration {
+	if taskTimeout <= 0 {
+		return 24 * time.Hour
+	}
+	return taskTimeout + 10*time.Minute
 }

@@ -13,6 +13,10 @@
 //   PAYLOAD          optional start_encode2 payload string (sent when set,
 //                    even when empty)
 //   TIMEOUT_MS       overall deadline in milliseconds (default 120000)
+//   TASK_TOKEN       optional: start this existing task (one made by
+//                    tus-upload.js, which uploaded its source) instead of
+//                    calling create_task; the SDK's own TranscodingTask class
+//                    is used, as a customer's code does after an upload
 //
 // Output: exactly one JSON line on stdout,
 //   {"task_token": "...", "status_url": "...", "final": {<last status object>},
@@ -46,6 +50,7 @@
 
 const fs = require('fs');
 const QencodeApiClient = require('qencode-api');
+const TranscodingTask = require('qencode-api/Classes/TranscodingTask');
 
 const POLL_MS = 250;
 
@@ -87,7 +92,9 @@ async function main() {
   }, timeoutMs);
 
   const qencodeApiClient = await new QencodeApiClient({ key, endpoint });
-  const task = await qencodeApiClient.CreateTask();
+  const task = process.env.TASK_TOKEN
+    ? new TranscodingTask(qencodeApiClient, process.env.TASK_TOKEN, null)
+    : await qencodeApiClient.CreateTask();
   taskToken = task.taskToken;
   await task.StartCustom(query, payload);
 
