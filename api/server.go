@@ -50,6 +50,8 @@ type Config struct {
 	// Ready reports whether the server can do work (ffmpeg found, data
 	// directory writable); nil means always ready.
 	Ready func(ctx context.Context) error
+	// Control, when set, serves the test-control plane under /_thumbd/.
+	Control *Control
 }
 
 // Server is the HTTP face of thumbd.
@@ -90,6 +92,9 @@ func (s *Server) Handler() http.Handler {
 		method("/v1/start_encode", s.startEncode)
 		method("/v1/status", s.status)
 	})
+	if s.cfg.Control != nil {
+		s.mountControl(r)
+	}
 	r.Get("/storage/*", s.serveFile)
 	r.Head("/storage/*", s.serveFile)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -250,10 +255,16 @@ func (s *Server) status(r *http.Request, form url.Values) (any, error) {
 	base := s.base(r)
 	reply := statusReply{Statuses: map[string]*statusJSON{}}
 	for _, t := range tokens {
+		if s.cfg.Control != nil {
+			s.cfg.Control.Plane.BeforeStatus(r.Context(), t)
+		}
 		snap, err := s.cfg.Engine.Status(r.Context(), t)
 		if err != nil {
 			reply.Statuses[t] = unknownStatus(base)
 			continue
+		}
+		if s.cfg.Control != nil {
+			s.cfg.Control.Plane.Polled(t, snap.State)
 		}
 		reply.Statuses[t] = toStatusJSON(t, snap, base)
 	}
