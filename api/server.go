@@ -255,16 +255,18 @@ func (s *Server) status(r *http.Request, form url.Values) (any, error) {
 	base := s.base(r)
 	reply := statusReply{Statuses: map[string]*statusJSON{}}
 	for _, t := range tokens {
-		if s.cfg.Control != nil {
-			s.cfg.Control.Plane.BeforeStatus(r.Context(), t)
-		}
 		snap, err := s.cfg.Engine.Status(r.Context(), t)
+		if err == nil && s.cfg.Control != nil {
+			if s.cfg.Control.Plane.Settle(r.Context(), t, snap.State) {
+				snap, err = s.cfg.Engine.Status(r.Context(), t)
+			}
+			if err == nil {
+				s.cfg.Control.Plane.Polled(t, snap.State)
+			}
+		}
 		if err != nil {
 			reply.Statuses[t] = unknownStatus(base)
 			continue
-		}
-		if s.cfg.Control != nil {
-			s.cfg.Control.Plane.Polled(t, snap.State)
 		}
 		reply.Statuses[t] = toStatusJSON(t, snap, base)
 	}

@@ -7,11 +7,12 @@
 // each state, and it blocks the task while a hold applies to the state the
 // task is in, or fails it when a fault is set for the state it enters.
 //
-// Polls make a test deterministic: after the poll that uses up a hold, the
-// next status read of that task waits (up to SettleTimeout) until the task
-// has stopped at its next hold or ended, so a client polling with holds on
-// queued and encoding sees queued, then encoding, then completed, whatever
-// the machine's speed.
+// Holds make polling deterministic: a status read of a task that is on its
+// way to a stop (bound for a hold on a later state, or let go by the poll
+// that used up a hold or by a release) waits, up to SettleTimeout, until
+// the task has stopped at its next hold or ended. So a client polling a
+// task with holds of one poll on queued and encoding sees queued, then
+// encoding, then completed, whatever the machine's speed.
 package control
 
 import (
@@ -76,6 +77,7 @@ type task struct {
 	released map[int]bool         // holds released for this task alone
 	held     int                  // the hold it waits on; 0: none
 	moving   bool                 // let go; not yet stopped again or ended
+	ended    bool                 // its final status is stored
 }
 
 // New returns an empty Plane.
@@ -154,27 +156,76 @@ func (p *Plane) Enter(ctx context.Context, token string, next engine.State) erro
 	return nil
 }
 
-// BeforeStatus waits, before a task's status is read, until a task that a
-// poll or a release let go has stopped at its next hold or ended; at most
-// SettleTimeout.
-func (p *Plane) BeforeStatus(ctx context.Context, token string) {
+// order ranks the states a task passes through.
+func order(st engine.State) int {
+	switch st {
+	case engine.StateQueued:
+		return 1
+	case engine.StateDownloading:
+		return 2
+	case engine.StateEncoding:
+		return 3
+	case engine.StateSaving:
+		return 4
+	case engine.StateCompleted, engine.StateError:
+		return 5
+	}
+	return 0
+}
+
+// inFlight reports whether a task whose status reads st is on its way to a
+// stop: let go by a poll or a release, or bound for a hold on a later state.
+func (p *Plane) inFlight(token string, st engine.State) bool {
+	if st == engine.StateCreated || st.Done() {
+		return false
+	}
+	t, ok := p.tasks[token]
+	if !ok {
+		t = &task{state: engine.StateQueued}
+	}
+	if t.held != 0 || t.ended {
+		return false
+	}
+	if t.moving {
+		return true
+	}
+	cur := max(order(st), order(t.state))
+	for _, h := range p.holds {
+		if order(h.State) > cur && (h.Token == "" || h.Token == token) && !t.released[h.ID] &&
+			(h.Polls == 0 || t.polls[h.State] < h.Polls) {
+			return true
+		}
+	}
+	return false
+}
+
+// Settle is called with the state a status read found. If the task is on
+// its way to a stop (let go by a poll or a release, or bound for a hold on
+// a later state) it waits until the task has stopped at a hold or ended, at
+// most SettleTimeout. It reports whether the caller should read the status
+// again: it waited, or the task has moved on since st was read.
+func (p *Plane) Settle(ctx context.Context, token string, st engine.State) bool {
 	timer := time.NewTimer(SettleTimeout)
 	defer timer.Stop()
+	waited := false
 	for {
 		p.mu.Lock()
-		t, ok := p.tasks[token]
-		if !ok || !t.moving {
+		if !p.inFlight(token, st) {
+			// The task may have moved on between the read and now.
+			t, ok := p.tasks[token]
+			moved := ok && (t.ended || order(t.state) > order(st))
 			p.mu.Unlock()
-			return
+			return waited || moved
 		}
 		ch := p.changed
 		p.mu.Unlock()
+		waited = true
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return
+			return waited
 		case <-timer.C:
-			return
+			return waited
 		}
 	}
 }
@@ -191,7 +242,7 @@ func (p *Plane) Polled(token string, st engine.State) {
 	before := p.holding(token, t, st)
 	t.polls[st]++
 	if before != nil && p.holding(token, t, st) == nil {
-		t.moving = true
+		t.moving, t.held = true, 0
 		p.broadcast()
 	}
 }
@@ -200,11 +251,9 @@ func (p *Plane) Polled(token string, st engine.State) {
 func (p *Plane) Ended(token string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if t, ok := p.tasks[token]; ok {
-		t.moving = false
-		t.state = engine.StateCompleted
-		p.broadcast()
-	}
+	t := p.task(token)
+	t.moving, t.ended = false, true
+	p.broadcast()
 }
 
 // Observe wraps a Notifier (nil for none) so that the plane learns when
@@ -270,7 +319,7 @@ func (p *Plane) Release(token string, st engine.State) int {
 	p.holds = keep
 	for tok, t := range p.tasks {
 		if t.held != 0 && p.holding(tok, t, t.state) == nil {
-			t.moving = true
+			t.moving, t.held = true, 0
 		}
 	}
 	p.broadcast()
