@@ -8,9 +8,9 @@
 // task is in, or fails it when a fault is set for the state it enters.
 //
 // Holds make polling deterministic: a status read of a task that is on its
-// way to a stop (bound for a hold on a later state, or let go by the poll
-// that used up a hold or by a release) waits, up to SettleTimeout, until
-// the task has stopped at its next hold or ended. So a client polling a
+// way to a stop (a running task bound for a hold on a later state, or a
+// task let go by the poll that used up a hold or by a release) waits, up to
+// SettleTimeout, until the task has stopped at its next hold or ended. So a client polling a
 // task with holds of one poll on queued and encoding sees queued, then
 // encoding, then completed, whatever the machine's speed.
 package control
@@ -78,6 +78,7 @@ type task struct {
 	held     int                  // the hold it waits on; 0: none
 	moving   bool                 // let go; not yet stopped again or ended
 	ended    bool                 // its final status is stored
+	running  bool                 // a worker has it (it has been through the gate)
 }
 
 // New returns an empty Plane.
@@ -120,6 +121,7 @@ func (p *Plane) holding(token string, t *task, st engine.State) *Hold {
 func (p *Plane) Enter(ctx context.Context, token string, next engine.State) error {
 	p.mu.Lock()
 	t := p.task(token)
+	t.running = true
 	for {
 		h := p.holding(token, t, t.state)
 		if h == nil {
@@ -141,6 +143,7 @@ func (p *Plane) Enter(ctx context.Context, token string, next engine.State) erro
 		}
 		p.mu.Lock()
 		t = p.task(token) // Clear may have replaced it
+		t.running = true
 	}
 	t.held = 0
 	for i, f := range p.faults {
@@ -188,6 +191,9 @@ func (p *Plane) inFlight(token string, st engine.State) bool {
 	}
 	if t.moving {
 		return true
+	}
+	if !t.running {
+		return false // waiting for a worker: it is where it reads, queued
 	}
 	cur := max(order(st), order(t.state))
 	for _, h := range p.holds {
