@@ -273,4 +273,3 @@ func TestRetention(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
