@@ -8,9 +8,10 @@
 // task is in, or fails it when a fault is set for the state it enters.
 //
 // Holds make polling deterministic: a status read of a task that is on its
-// way to a stop (a running task bound for a hold on a later state, or a
-// task let go by the poll that used up a hold or by a release) waits, up to
-// SettleTimeout, until the task has stopped at its next hold or ended. So a client polling a
+// way to a stop (bound for a hold on a later state, or let go by the poll
+// that used up a hold or by a release) waits, up to SettleTimeout, until
+// the task has stopped at its next hold or ended; a queued task that no
+// worker takes within PickupTimeout (every worker is busy) reads queued. So a client polling a
 // task with holds of one poll on queued and encoding sees queued, then
 // encoding, then completed, whatever the machine's speed.
 package control
@@ -29,9 +30,13 @@ import (
 	"github.com/thumbd/thumbd/engine"
 )
 
-// SettleTimeout bounds how long a status read waits for a released task to
-// stop again or end.
+// SettleTimeout bounds how long a status read waits for a task to stop at
+// a hold or end.
 const SettleTimeout = 10 * time.Second
+
+// PickupTimeout bounds how long a status read waits for a queued task that
+// no worker has taken yet (all may be busy) to start on its way to a hold.
+const PickupTimeout = time.Second
 
 // Hold keeps tasks in a state.
 type Hold struct {
@@ -178,31 +183,29 @@ func order(st engine.State) int {
 
 // inFlight reports whether a task whose status reads st is on its way to a
 // stop: let go by a poll or a release, or bound for a hold on a later state.
-func (p *Plane) inFlight(token string, st engine.State) bool {
+// waiting says that no worker has taken it yet.
+func (p *Plane) inFlight(token string, st engine.State) (inFlight, waiting bool) {
 	if st == engine.StateCreated || st.Done() {
-		return false
+		return false, false
 	}
 	t, ok := p.tasks[token]
 	if !ok {
 		t = &task{state: engine.StateQueued}
 	}
 	if t.held != 0 || t.ended {
-		return false
+		return false, false
 	}
 	if t.moving {
-		return true
-	}
-	if !t.running {
-		return false // waiting for a worker: it is where it reads, queued
+		return true, !t.running
 	}
 	cur := max(order(st), order(t.state))
 	for _, h := range p.holds {
 		if order(h.State) > cur && (h.Token == "" || h.Token == token) && !t.released[h.ID] &&
 			(h.Polls == 0 || t.polls[h.State] < h.Polls) {
-			return true
+			return true, !t.running
 		}
 	}
-	return false
+	return false, false
 }
 
 // Settle is called with the state a status read found. If the task is on
@@ -211,12 +214,17 @@ func (p *Plane) inFlight(token string, st engine.State) bool {
 // most SettleTimeout. It reports whether the caller should read the status
 // again: it waited, or the task has moved on since st was read.
 func (p *Plane) Settle(ctx context.Context, token string, st engine.State) bool {
+	began := time.Now()
 	timer := time.NewTimer(SettleTimeout)
 	defer timer.Stop()
 	waited := false
 	for {
 		p.mu.Lock()
-		if !p.inFlight(token, st) {
+		flying, waiting := p.inFlight(token, st)
+		if waiting && time.Since(began) >= PickupTimeout {
+			flying = false // every worker is busy: it stays queued for now
+		}
+		if !flying {
 			// The task may have moved on between the read and now.
 			t, ok := p.tasks[token]
 			moved := ok && (t.ended || order(t.state) > order(st))
@@ -226,8 +234,13 @@ func (p *Plane) Settle(ctx context.Context, token string, st engine.State) bool 
 		ch := p.changed
 		p.mu.Unlock()
 		waited = true
+		var pickup <-chan time.Time
+		if waiting {
+			pickup = time.After(PickupTimeout - time.Since(began))
+		}
 		select {
 		case <-ch:
+		case <-pickup:
 		case <-ctx.Done():
 			return waited
 		case <-timer.C:

@@ -66,6 +66,8 @@ func TestPollsStepTheTask(t *testing.T) {
 	}{
 		{"queued then encoding", []control.Hold{{State: engine.StateQueued, Polls: 1}, {State: engine.StateEncoding, Polls: 1}},
 			[]engine.State{engine.StateQueued, engine.StateEncoding, engine.StateCompleted}},
+		{"a hold on a later state alone", []control.Hold{{State: engine.StateEncoding, Polls: 1}},
+			[]engine.State{engine.StateEncoding, engine.StateCompleted}},
 		{"two polls in each state", []control.Hold{{State: engine.StateQueued, Polls: 1}, {State: engine.StateDownloading, Polls: 2},
 			{Token: tok, State: engine.StateSaving, Polls: 2}},
 			[]engine.State{engine.StateQueued, engine.StateDownloading, engine.StateDownloading, engine.StateSaving, engine.StateSaving, engine.StateCompleted}},

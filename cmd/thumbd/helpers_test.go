@@ -117,17 +117,30 @@ func accessToken(t *testing.T, base string) string {
 // payload, and returns its token.
 func startTask(t *testing.T, base string, query map[string]any, payload string) string {
 	t.Helper()
+	token := createTask(t, base)
+	start(t, base, token, query, payload)
+	return token
+}
+
+// createTask creates a task and returns its token.
+func createTask(t *testing.T, base string) string {
+	t.Helper()
 	var ct struct {
 		TaskToken string `json:"task_token"`
 	}
 	post(t, base, "/v1/create_task", url.Values{"token": {accessToken(t, base)}}, &ct)
+	return ct.TaskToken
+}
+
+// start starts a created task.
+func start(t *testing.T, base, token string, query map[string]any, payload string) {
+	t.Helper()
 	q, _ := json.Marshal(map[string]any{"query": query})
-	form := url.Values{"task_token": {ct.TaskToken}, "query": {string(q)}}
+	form := url.Values{"task_token": {token}, "query": {string(q)}}
 	if payload != "" {
 		form.Set("payload", payload)
 	}
 	post(t, base, "/v1/start_encode2", form, nil)
-	return ct.TaskToken
 }
 
 // status reads one task's status: decoded, and as the raw JSON object.
