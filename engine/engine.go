@@ -287,6 +287,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	if err := e.requeue(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it began
+		}
 		return err
 	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)

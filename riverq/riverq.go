@@ -135,6 +135,9 @@ func (q *Queue[TTx]) Enqueue(ctx context.Context, token string) error {
 func (q *Queue[TTx]) Run(ctx context.Context, workers int, work func(ctx context.Context, token string) error) error {
 	q.work.Store(&work)
 	if err := q.client.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it began
+		}
 		return fmt.Errorf("riverq: starting River: %w", err)
 	}
 	<-q.client.Stopped()

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -245,5 +248,22 @@ func TestControlPlane(t *testing.T) {
 	for _, tt := range tests {
 		ctl(t, "reset", nil)
 		t.Run(tt.name, tt.run)
+	}
+}
+
+// TestControlPlaneFromNode runs the README's JavaScript example of the
+// test-control plane, through Qencode's official Node SDK.
+func TestControlPlaneFromNode(t *testing.T) {
+	dir := "../../e2e/node"
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "qencode-api")); err != nil {
+		t.Fatalf("the Node SDK is not installed: run scripts/deps.sh (%v)", err)
+	}
+	th := runThumbd(t, testConfig(t, func(c *Config) { c.TestAPI = true; c.CallbackRetry = time.Second }))
+	cmd := exec.Command("node", "control-example.js")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "THUMBD_ENDPOINT="+th.base, "SOURCE_URL="+serveTestdata(t)+"/clip.mp4")
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("node control-example.js: %v\n%s", err, out)
 	}
 }
