@@ -166,6 +166,8 @@ func TestSIGKILLMidTask(t *testing.T) {
 	running := startTask(t, p.base, thumbQuery(src, nil), "")
 	waitHeld(t, p.base, running)
 	queued := startTask(t, p.base, thumbQuery(src, nil), "") // one worker: it waits
+	goneSrc := httptest.NewServer(http.FileServer(http.Dir("../../testdata")))
+	gone := startTask(t, p.base, thumbQuery(goneSrc.URL+"/clip.mp4", nil), "") // its source goes away
 	if st, _ := status(t, p.base, running); st.Status != "encoding" {
 		t.Fatalf("held task is %s, want encoding", st.Status)
 	}
@@ -173,12 +175,19 @@ func TestSIGKILLMidTask(t *testing.T) {
 		t.Fatalf("second task is %s, want queued", st.Status)
 	}
 	p.kill9(t)
+	goneSrc.Close()
 
 	// Restarted without the test API: nothing holds the tasks now.
 	p = startProcess(t, bin, "THUMBD_DATA_DIR="+data)
 	for name, tok := range map[string]string{"interrupted": running, "queued": queued} {
 		st := waitStatus(t, p.base, tok, 60*time.Second, "completed", "error")
 		t.Run(name, func(t *testing.T) { checkKeptImages(t, st, 7) })
+	}
+	st := waitStatus(t, p.base, gone, 60*time.Second, "completed", "error")
+	if st.Status != "error" || st.ErrorDescription == nil || !strings.Contains(*st.ErrorDescription, "source") {
+		t.Errorf("the task whose source went away: %s %v", st.Status, st.ErrorDescription)
+	} else {
+		t.Logf("the task whose source went away: %s", *st.ErrorDescription)
 	}
 	after, _ := status(t, p.base, done)
 	if after.Status != "completed" || len(after.Images) != len(before.Images) {
@@ -244,6 +253,26 @@ func TestShutdownLetsTaskFinish(t *testing.T) {
 		t.Fatalf("after a shutdown with time to spare the task is %s, want completed", st.Status)
 	}
 	checkKeptImages(t, st, 7)
+}
+
+// TestTaskTimeout checks that a task running past THUMBD_TASK_TIMEOUT ends
+// in error saying so, with either store.
+func TestTaskTimeout(t *testing.T) {
+	src := serveTestdata(t) + "/clip.mp4"
+	for _, store := range []string{"sqlite", "memory"} {
+		t.Run(store, func(t *testing.T) {
+			th := runThumbd(t, testConfig(t, func(c *Config) { c.Store = store; c.TestAPI = true; c.TaskTimeout = 500 * time.Millisecond }))
+			post(t, th.base, "/_thumbd/hold", url.Values{"state": {"encoding"}}, nil)
+			token := startTask(t, th.base, thumbQuery(src, nil), "")
+			st := waitStatus(t, th.base, token, 20*time.Second, "completed", "error")
+			if st.Status != "error" || st.ErrorDescription == nil || !strings.Contains(*st.ErrorDescription, "time limit") {
+				t.Errorf("status %s %v, want an error about the time limit", st.Status, st.ErrorDescription)
+			}
+			post(t, th.base, "/_thumbd/reset", nil, nil)
+			next := startTask(t, th.base, thumbQuery(src, nil), "")
+			checkKeptImages(t, waitStatus(t, th.base, next, 20*time.Second, "completed", "error"), 7)
+		})
+	}
 }
 
 // TestRetention checks that a finished task and the files thumbd keeps for
