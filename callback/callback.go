@@ -203,14 +203,14 @@ func (n *Notifier) deliver(p *pending) {
 	if !current || n.cfg.Warn == nil {
 		return
 	}
-	w := engine.Warning{Message: WarningMessage, Details: "Error sending callback to " + d.URL + sep(last) + last}
+	w := engine.Warning{Message: WarningMessage, Details: "Error sending callback to " + d.URL + sep(d.Code) + last}
 	if err := n.cfg.Warn(context.Background(), d.TaskToken, w); err != nil && !errors.Is(err, engine.ErrTokenNotFound) {
 		n.log.Error("recording a callback warning", "task", engine.Redact(d.TaskToken), "err", err)
 	}
 }
 
 // attempt makes one try. Its Error reads like Qencode's warning details:
-// "500: <the start of the reply>" or ": <why no reply came>".
+// "500: <the start of the reply>", or why no reply came.
 func (n *Notifier) attempt(d *Delivery) Attempt {
 	a := Attempt{At: time.Now()}
 	if n.cfg.Fault != nil {
@@ -222,7 +222,7 @@ func (n *Notifier) attempt(d *Delivery) Attempt {
 	}
 	req, err := http.NewRequestWithContext(n.ctx, http.MethodPost, d.URL, strings.NewReader(d.Fields.Encode()))
 	if err != nil {
-		a.Error = ": " + err.Error()
+		a.Error = err.Error()
 		return a
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -230,7 +230,11 @@ func (n *Notifier) attempt(d *Delivery) Attempt {
 	resp, err := n.cfg.Client.Do(req)
 	a.Took = time.Since(a.At)
 	if err != nil {
-		a.Error = ": " + err.Error()
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without "Post <url>:", which the warning names already
+		}
+		a.Error = err.Error()
 		return a
 	}
 	defer resp.Body.Close()
@@ -281,13 +285,13 @@ func (n *Notifier) Close(ctx context.Context) error {
 	}
 }
 
-// sep is what goes between the URL and the reason in a warning: a space
-// before a status code, nothing before a colon.
-func sep(reason string) string {
-	if strings.HasPrefix(reason, ":") {
-		return ""
+// sep is what goes between the URL and the reason in a warning, as Qencode
+// words it: "<url> 500: <reply>", or "<url>: <why no reply came>".
+func sep(code int) string {
+	if code > 0 {
+		return " "
 	}
-	return " "
+	return ": "
 }
 
 func cloneValues(v url.Values) url.Values {

@@ -113,10 +113,15 @@ func TestDelivery(t *testing.T) {
 		{name: "injected failures are retried", codes: []int{200}, fault: 2, wantAttempts: 3, wantDelivered: true},
 		{name: "a receiver that keeps failing", codes: []int{500}, wantAttempts: 3, wantDelivered: false,
 			wantWarning: "Error sending callback to URL 500: reply body"},
+		{name: "no receiver", codes: nil, wantAttempts: 3, wantDelivered: false,
+			wantWarning: "Error sending callback to http://127.0.0.1:9/hook: dial tcp 127.0.0.1:9: connect: connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rcv, u := newReceiver(t, tt.codes...)
+			if tt.codes == nil {
+				u = "http://127.0.0.1:9/hook" // nothing listens on the discard port
+			}
 			var w warnings
 			var mu sync.Mutex
 			faults := tt.fault
@@ -145,7 +150,11 @@ func TestDelivery(t *testing.T) {
 			rcv.mu.Lock()
 			sent := len(rcv.forms)
 			rcv.mu.Unlock()
-			if want := tt.wantAttempts - tt.fault; sent != want {
+			want := tt.wantAttempts - tt.fault
+			if tt.codes == nil {
+				want = 0
+			}
+			if sent != want {
 				t.Errorf("the receiver got %d requests, want %d", sent, want)
 			}
 			ws := w.of(tok)
@@ -155,9 +164,9 @@ func TestDelivery(t *testing.T) {
 				}
 				return
 			}
-			want := strings.ReplaceAll(tt.wantWarning, "URL", u)
-			if len(ws) != 1 || ws[0].Message != "Callback delivery error" || ws[0].Details != want {
-				t.Errorf("warnings %+v, want one with details %q", ws, want)
+			wantDetails := strings.ReplaceAll(tt.wantWarning, "URL", u)
+			if len(ws) != 1 || ws[0].Message != "Callback delivery error" || ws[0].Details != wantDetails {
+				t.Errorf("warnings %+v, want one with details %q", ws, wantDetails)
 			}
 		})
 	}
