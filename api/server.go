@@ -54,6 +54,8 @@ type Config struct {
 	// /v1/upload_file and seeing paths /<task_token>[/<file id>];
 	// upload.Server implements it. nil: direct uploads are off.
 	Uploads http.Handler
+	// Control, when set, serves the test-control plane under /_thumbd/.
+	Control *Control
 }
 
 // Server is the HTTP face of thumbd.
@@ -96,6 +98,9 @@ func (s *Server) Handler() http.Handler {
 	})
 	if s.cfg.Uploads != nil {
 		r.Handle("/v1/upload_file/*", http.StripPrefix("/v1/upload_file", s.uploadsFor(s.cfg.Uploads)))
+	}
+	if s.cfg.Control != nil {
+		s.mountControl(r)
 	}
 	r.Get("/storage/*", s.serveFile)
 	r.Head("/storage/*", s.serveFile)
@@ -261,6 +266,14 @@ func (s *Server) status(r *http.Request, form url.Values) (any, error) {
 	reply := statusReply{Statuses: map[string]*statusJSON{}}
 	for _, t := range tokens {
 		snap, err := s.cfg.Engine.Status(r.Context(), t)
+		if err == nil && s.cfg.Control != nil {
+			if s.cfg.Control.Plane.Settle(r.Context(), t, snap.State) {
+				snap, err = s.cfg.Engine.Status(r.Context(), t)
+			}
+			if err == nil {
+				s.cfg.Control.Plane.Polled(t, snap.State)
+			}
+		}
 		if errors.Is(err, engine.ErrTokenNotFound) || errors.Is(err, engine.ErrBadToken) {
 			reply.Statuses[t] = unknownStatus(base)
 			continue

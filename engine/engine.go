@@ -42,8 +42,12 @@ type Config struct {
 	Queue    Queue    // default: a MemoryQueue of 4096 tasks
 	Notifier Notifier // told of task events (callbacks); may be nil
 	Gate     Gate     // may hold or fail a task as it changes state; may be nil
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Retention is how long a task is kept after it ends, with the files
+	// thumbd keeps for it, and how long a task created but never started
+	// is kept; 0 keeps them for ever.
+	Retention time.Duration
+	Logger    *slog.Logger
+	Now       func() time.Time
 
 	// Sources reads sources for ffmpeg; nil: ffmpeg reads http(s) URLs
 	// itself, without guard rails.
@@ -92,8 +96,9 @@ type Engine struct {
 	queue Queue
 	procs chan struct{} // one slot per ffmpeg process allowed to run
 
-	mu     sync.Mutex
-	closed bool
+	mu      sync.Mutex
+	closed  bool
+	running map[string]context.CancelCauseFunc // tasks under way
 }
 
 // MinAPIKeyLength is the shortest API key accepted when no keys are
@@ -135,6 +140,8 @@ func New(cfg Config) *Engine {
 		store: cfg.Store,
 		queue: cfg.Queue,
 		procs: make(chan struct{}, cfg.Workers),
+
+		running: map[string]context.CancelCauseFunc{},
 	}
 }
 
@@ -292,13 +299,25 @@ func (e *Engine) AddWarning(ctx context.Context, taskToken string, w Warning) er
 	})
 }
 
-// Run works the queue until ctx ends, then stops running ffmpeg processes
-// and returns once every worker has stopped. Tasks that were interrupted
-// stay queued.
+// Run queues again the tasks a previous run left unfinished, then works the
+// queue until ctx ends. Then it takes no new task, lets the tasks under way
+// finish for the queue's grace period, stops the ffmpeg processes still
+// running and returns once every worker has stopped. Tasks that were
+// interrupted stay queued. While it runs, tasks past the retention period
+// are forgotten.
 func (e *Engine) Run(ctx context.Context) error {
 	if err := os.MkdirAll(e.cfg.WorkDir, 0o755); err != nil {
 		return err
 	}
+	if err := e.requeue(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it began
+		}
+		return err
+	}
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go e.sweepLoop(sweepCtx)
 	err := e.queue.Run(ctx, e.cfg.Workers, e.runTask)
 	e.mu.Lock()
 	e.closed = true

@@ -2,6 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -12,6 +15,7 @@ type TaskRecord struct {
 	Created time.Time
 	Spec    *Spec // nil until the task is started
 	Snap    Snapshot
+	Ended   time.Time // when it completed or failed; zero until then
 }
 
 // Store keeps access tokens and tasks. MemoryStore keeps them in memory;
@@ -29,6 +33,19 @@ type Store interface {
 	// its changes are kept unless it returns an error, which UpdateTask
 	// returns. ErrTokenNotFound if there is no such task.
 	UpdateTask(ctx context.Context, token string, f func(*TaskRecord) error) error
+	// Unfinished returns the tokens of the tasks that were started and have
+	// not ended, oldest first.
+	Unfinished(ctx context.Context) ([]string, error)
+	// Expired returns the tokens of the tasks that ended before t, or that
+	// were created before t and never started.
+	Expired(ctx context.Context, t time.Time) ([]string, error)
+	// DeleteTask forgets a task; a task it does not know is no error.
+	DeleteTask(ctx context.Context, token string) error
+	// DeleteSessions forgets the access tokens that expire before t.
+	DeleteSessions(ctx context.Context, t time.Time) error
+	// Reset forgets every task and access token and returns the tokens of
+	// the tasks it forgot.
+	Reset(ctx context.Context) ([]string, error)
 }
 
 // Queue runs started tasks. MemoryQueue keeps the queue in memory; a
@@ -38,10 +55,16 @@ type Queue interface {
 	// Enqueue adds a task to the queue.
 	Enqueue(ctx context.Context, token string) error
 	// Run calls work for queued tasks, at most workers at a time, until
-	// ctx ends; then it waits for the calls under way, whose context is
-	// cancelled, and returns. A task whose work returned an error wrapping
-	// ErrInterrupted stays queued.
+	// ctx ends. Then it takes no new task, lets the calls under way run for
+	// the grace period it was built with, cancels their context and waits
+	// for them to return. A task whose work returned an error wrapping
+	// ErrInterrupted stays queued; a queue may try again, later, a task
+	// whose work returned any other error. A work context whose deadline
+	// passed (the queue's time limit for one task) ends the task in error.
 	Run(ctx context.Context, workers int, work func(ctx context.Context, token string) error) error
+	// Purge forgets every task that waits in the queue. Tasks under way
+	// are not stopped.
+	Purge(ctx context.Context) error
 }
 
 // MemoryStore is a Store held in memory.
@@ -115,29 +138,124 @@ func (m *MemoryStore) UpdateTask(_ context.Context, token string, f func(*TaskRe
 	return nil
 }
 
+// Unfinished implements Store.
+func (m *MemoryStore) Unfinished(_ context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var recs []*TaskRecord
+	for _, r := range m.tasks {
+		if r.Spec != nil && !r.Snap.State.Done() {
+			recs = append(recs, r)
+		}
+	}
+	slices.SortFunc(recs, func(a, b *TaskRecord) int { return a.Created.Compare(b.Created) })
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.Token
+	}
+	return out, nil
+}
+
+// Expired implements Store.
+func (m *MemoryStore) Expired(_ context.Context, t time.Time) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for tok, r := range m.tasks {
+		if r.Snap.State.Done() && !r.Ended.IsZero() && r.Ended.Before(t) || r.Spec == nil && r.Created.Before(t) {
+			out = append(out, tok)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// DeleteTask implements Store.
+func (m *MemoryStore) DeleteTask(_ context.Context, token string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.tasks, token)
+	return nil
+}
+
+// DeleteSessions implements Store.
+func (m *MemoryStore) DeleteSessions(_ context.Context, t time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for tok, exp := range m.sessions {
+		if exp.Before(t) {
+			delete(m.sessions, tok)
+		}
+	}
+	return nil
+}
+
+// Reset implements Store.
+func (m *MemoryStore) Reset(_ context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := slices.Sorted(maps.Keys(m.tasks))
+	m.tasks = map[string]*TaskRecord{}
+	m.sessions = map[string]time.Time{}
+	return out, nil
+}
+
 // MemoryQueue is a Queue held in memory: what it holds is lost when the
 // process ends.
 type MemoryQueue struct {
-	ch chan string
+	ch    chan string
+	mu    sync.Mutex
+	known map[string]bool // queued or running: Enqueue ignores them
+
+	// Grace is how long Run lets the work under way go on after its
+	// context ends before it cancels it; 0 cancels it at once.
+	Grace time.Duration
+	// Timeout limits the time one task may run; 0 means no limit.
+	Timeout time.Duration
 }
 
 // NewMemoryQueue returns a queue that holds up to size tasks.
 func NewMemoryQueue(size int) *MemoryQueue {
-	return &MemoryQueue{ch: make(chan string, size)}
+	return &MemoryQueue{ch: make(chan string, size), known: map[string]bool{}}
 }
 
 // Enqueue implements Queue; it fails with ErrBusy when the queue is full.
+// A task already queued or running is not queued again.
 func (q *MemoryQueue) Enqueue(_ context.Context, token string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.known[token] {
+		return nil
+	}
 	select {
 	case q.ch <- token:
+		q.known[token] = true
 		return nil
 	default:
 		return ErrBusy
 	}
 }
 
-// Run implements Queue.
+func (q *MemoryQueue) forget(token string) {
+	q.mu.Lock()
+	delete(q.known, token)
+	q.mu.Unlock()
+}
+
+// Run implements Queue. A task whose work fails with an error other than
+// ErrInterrupted is not tried again.
 func (q *MemoryQueue) Run(ctx context.Context, workers int, work func(ctx context.Context, token string) error) error {
+	workCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		if q.Grace <= 0 {
+			cancel()
+			return
+		}
+		t := time.AfterFunc(q.Grace, cancel)
+		context.AfterFunc(workCtx, func() { t.Stop() })
+	})
+	defer stop()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -146,12 +264,28 @@ func (q *MemoryQueue) Run(ctx context.Context, workers int, work func(ctx contex
 				case <-ctx.Done():
 					return
 				case token := <-q.ch:
-					if err := work(ctx, token); err != nil && ctx.Err() != nil {
+					if ctx.Err() != nil {
+						select { // keep it for a later Run
+						case q.ch <- token:
+						default:
+						}
+						return
+					}
+					wctx, wcancel := workCtx, context.CancelFunc(func() {})
+					if q.Timeout > 0 {
+						wctx, wcancel = context.WithTimeout(workCtx, q.Timeout)
+					}
+					err := work(wctx, token)
+					wcancel()
+					if errors.Is(err, ErrInterrupted) {
 						// Interrupted by shutdown: keep it for a later Run.
 						select {
 						case q.ch <- token:
 						default:
+							q.forget(token)
 						}
+					} else {
+						q.forget(token)
 					}
 				}
 			}
@@ -159,4 +293,16 @@ func (q *MemoryQueue) Run(ctx context.Context, workers int, work func(ctx contex
 	}
 	wg.Wait()
 	return nil
+}
+
+// Purge implements Queue.
+func (q *MemoryQueue) Purge(_ context.Context) error {
+	for {
+		select {
+		case token := <-q.ch:
+			q.forget(token)
+		default:
+			return nil
+		}
+	}
 }

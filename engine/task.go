@@ -15,42 +15,82 @@ import (
 )
 
 // runTask runs one task to its end. A task stopped by shutdown returns an
-// error wrapping ErrInterrupted and stays queued; every other outcome ends
-// the task, completed or in error, and returns nil.
+// error wrapping ErrInterrupted and stays queued; a task that ran past the
+// queue's time limit ends in error; a task forgotten while it ran (Reset)
+// stops quietly; every other outcome ends the task, completed or in error,
+// and returns nil. An error reading or writing the store is returned, so
+// that the queue can try again later.
 func (e *Engine) runTask(ctx context.Context, token string) error {
 	rec, err := e.store.Task(ctx, token)
-	if err != nil {
-		e.log.Error("queued task not found", "task", Redact(token), "err", err)
+	if errors.Is(err, ErrTokenNotFound) {
+		e.log.Warn("queued task not found; it was forgotten", "task", Redact(token))
 		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading task %s: %w", Redact(token), err)
 	}
 	if rec.Spec == nil || rec.Snap.State.Done() {
 		return nil // not started, or already ended (a duplicate delivery)
 	}
 	spec := *rec.Spec
+	ctx, untrack := e.track(ctx, token)
+	defer untrack()
 
 	log := e.log.With("task", Redact(token))
 	began := time.Now()
+	if rec.Snap.State != StateQueued || len(rec.Snap.Images) > 0 {
+		// It ran before and was cut short (a crash): what it stored then
+		// is not reported; it is all made again.
+		log.Info("running an interrupted task again", "was", rec.Snap.State)
+	}
+	e.update(ctx, token, func(s *Snapshot) {
+		s.State = StateQueued
+		s.Images = nil
+		s.Error = ""
+	})
 	dir := filepath.Join(e.cfg.WorkDir, token)
+	// tctx bounds the whole task, the Gate's holds included.
+	tctx, cancel := ctx, context.CancelFunc(func() {})
+	if e.cfg.TaskTimeout > 0 {
+		tctx, cancel = context.WithTimeoutCause(ctx, e.cfg.TaskTimeout, ErrTaskTimeout)
+	}
+	timedOut := func() bool { return ctx.Err() == nil && errors.Is(context.Cause(tctx), ErrTaskTimeout) }
 	err = os.MkdirAll(dir, 0o755)
 	if err == nil {
-		tctx, cancel := ctx, context.CancelFunc(func() {})
-		if e.cfg.TaskTimeout > 0 {
-			tctx, cancel = context.WithTimeoutCause(ctx, e.cfg.TaskTimeout, ErrTaskTimeout)
-		}
 		err = e.execute(tctx, token, spec, dir)
-		if ctx.Err() == nil && errors.Is(context.Cause(tctx), ErrTaskTimeout) {
-			err = &SourceError{Reason: fmt.Sprintf("the task took longer than this server's time limit of %v (THUMBD_TASK_TIMEOUT) and was stopped; a source that answers slowly is the usual cause", e.cfg.TaskTimeout)}
-		}
-		cancel()
 	}
 	os.RemoveAll(dir)
-	if ctx.Err() != nil {
+	if ctx.Err() == nil && e.cfg.Gate != nil {
+		final := StateCompleted
+		if err != nil {
+			final = StateError
+		}
+		if gerr := e.cfg.Gate.Enter(tctx, token, final); gerr != nil && err == nil && tctx.Err() == nil {
+			err = gerr
+		}
+	}
+	if err != nil && timedOut() {
+		err = &SourceError{Reason: fmt.Sprintf("the task took longer than this server's time limit of %v (THUMBD_TASK_TIMEOUT) and was stopped; a source that answers slowly is the usual cause", e.cfg.TaskTimeout)}
+	}
+	cancel()
+	switch {
+	case errors.Is(context.Cause(ctx), errForgotten):
+		log.Info("task forgotten while it ran")
+		return nil
+	case err == nil:
+		// Done, even if the context ended just after.
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		err = errors.New("the task ran longer than this server's time limit for one task; ask for fewer or smaller images, or raise the limit")
+	case ctx.Err() != nil:
 		log.Warn("task interrupted by shutdown; it stays queued")
-		e.update(ctx, token, func(s *Snapshot) { s.State = StateQueued })
+		e.update(ctx, token, func(s *Snapshot) {
+			s.State = StateQueued
+			s.Images = nil
+		})
 		return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
 	}
 	var snap Snapshot
-	_ = e.store.UpdateTask(context.WithoutCancel(ctx), token, func(r *TaskRecord) error {
+	uerr := e.store.UpdateTask(context.WithoutCancel(ctx), token, func(r *TaskRecord) error {
 		if err != nil {
 			r.Snap.State = StateError
 			r.Snap.Error = err.Error()
@@ -58,11 +98,18 @@ func (e *Engine) runTask(ctx context.Context, token string) error {
 			r.Snap.State = StateCompleted
 			r.Snap.Percent = 100
 		}
+		r.Ended = e.cfg.Now()
 		snap = r.Snap
 		return nil
 	})
 	if r, ok := e.cfg.Sources.(TaskReleaser); ok {
 		r.ReleaseTask(context.WithoutCancel(ctx), token)
+	}
+	if errors.Is(uerr, ErrTokenNotFound) {
+		return nil
+	}
+	if uerr != nil {
+		return fmt.Errorf("recording the end of task %s: %w", Redact(token), uerr)
 	}
 	if err != nil {
 		log.Warn("task failed", "err", err, "took", time.Since(began))

@@ -29,6 +29,11 @@ func Validate(s Spec) error {
 	if len(s.Outputs) == 0 {
 		return &ValidationError{Field: "format", Reason: "must list at least one output"}
 	}
+	if s.CallbackURL != "" {
+		if u, err := url.Parse(s.CallbackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &ValidationError{Field: "callback_url", Reason: "must be an http:// or https:// URL"}
+		}
+	}
 	for i, o := range s.Outputs {
 		if err := validateOutput(o); err != nil {
 			if ve, ok := err.(*ValidationError); ok {

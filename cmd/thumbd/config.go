@@ -25,11 +25,15 @@ type Config struct {
 	FFprobe         string
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
+	Store           string        // "sqlite" or "memory"
+	Retention       time.Duration // how long ended tasks and kept files stay; 0: for ever
+	TaskTimeout     time.Duration // time limit of one task, reading its source included; 0: none
+	CallbackRetry   time.Duration // how long a failing callback is retried
+	TestAPI         bool          // serve the test-control plane under /_thumbd/
 
-	AllowPrivateSources bool          // sources may reach loopback, private and link-local addresses
-	SourceDirs          []string      // directories file:// sources may come from; none: file:// is off
-	MaxSourceSize       int64         // bytes; 0: no limit
-	TaskTimeout         time.Duration // 0: no limit
+	AllowPrivateSources bool     // sources may reach loopback, private and link-local addresses
+	SourceDirs          []string // directories file:// sources may come from; none: file:// is off
+	MaxSourceSize       int64    // bytes; 0: no limit
 }
 
 // setting is one configuration knob: its flag, its environment variable,
@@ -91,13 +95,22 @@ func settings() []setting {
 		{"log-level", "THUMBD_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 			return c.LogLevel.UnmarshalText([]byte(v))
 		}},
-		{"shutdown-timeout", "THUMBD_SHUTDOWN_TIMEOUT", "30s", "how long a shutdown waits for requests to finish", func(c *Config, v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 {
-				return fmt.Errorf("must be a duration like 30s, got %q", v)
+		{"shutdown-timeout", "THUMBD_SHUTDOWN_TIMEOUT", "30s", "how long a shutdown waits for requests and running tasks to finish; tasks still running then are stopped and stay queued", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+		{"store", "THUMBD_STORE", "sqlite", "where tasks, tokens and the queue live: sqlite (a database in the data directory, kept across restarts) or memory (lost on exit)", func(c *Config, v string) error {
+			switch v {
+			case "sqlite", "memory":
+				c.Store = v
+				return nil
 			}
-			c.ShutdownTimeout = d
-			return nil
+			return fmt.Errorf("must be sqlite or memory, got %q", v)
+		}},
+		{"retention", "THUMBD_RETENTION", "24h", "how long a task is kept after it ends, with the files thumbd keeps for it; 0 keeps them for ever", duration(func(c *Config) *time.Duration { return &c.Retention })},
+		{"task-timeout", "THUMBD_TASK_TIMEOUT", "1h", "time limit of one task, reading its source included, after which it ends in error; 0: none", duration(func(c *Config) *time.Duration { return &c.TaskTimeout })},
+		{"callback-retry", "THUMBD_CALLBACK_RETRY", "1m", "how long a callback that fails is retried, with backoff, before the task gets a warning", duration(func(c *Config) *time.Duration { return &c.CallbackRetry })},
+		{"test-api", "THUMBD_TEST_API", "0", "1 serves the test-control plane under /_thumbd/ (reset, holds, fault injection, callback inspector); never in production", func(c *Config, v string) error {
+			b, err := parseBool(v)
+			c.TestAPI = b
+			return err
 		}},
 		{"allow-private-sources", "THUMBD_ALLOW_PRIVATE_SOURCES", "false", "let sources reach loopback, private and link-local addresses (for a trusted network; never on a public service)", func(c *Config, v string) error {
 			b, err := parseBool(v)
@@ -112,14 +125,6 @@ func settings() []setting {
 			n, err := parseSize(v)
 			c.MaxSourceSize = n
 			return err
-		}},
-		{"task-timeout", "THUMBD_TASK_TIMEOUT", "30m", "longest a task may run, reading its source included; 0: no limit", func(c *Config, v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 {
-				return fmt.Errorf("must be a duration like 30m, got %q", v)
-			}
-			c.TaskTimeout = d
-			return nil
 		}},
 	}
 }
@@ -157,6 +162,18 @@ func parseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("must be a size like 500MB or 20GiB, got %q", v)
 	}
 	return int64(f * mult), nil
+}
+
+// duration returns a setter for a non-negative duration field.
+func duration(field func(c *Config) *time.Duration) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("must be a duration like 30s, 10m or 24h, got %q", v)
+		}
+		*field(c) = d
+		return nil
+	}
 }
 
 // LoadConfig reads the configuration from the environment (through getenv)

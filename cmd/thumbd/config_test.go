@@ -17,7 +17,8 @@ func TestLoadConfig(t *testing.T) {
 		Addr: "127.0.0.1:8080", DataDir: "./thumbd-data", Workers: runtime.NumCPU(),
 		S3HTTPHosts: []string{"localhost", "127.0.0.1", "::1"}, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
 		LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second,
-		MaxSourceSize: 20 << 30, TaskTimeout: 30 * time.Minute,
+		MaxSourceSize: 20 << 30,
+		Store:         "sqlite", Retention: 24 * time.Hour, TaskTimeout: time.Hour, CallbackRetry: time.Minute,
 	}
 	with := func(f func(c *Config)) Config {
 		c := defaults
@@ -39,12 +40,14 @@ func TestLoadConfig(t *testing.T) {
 				"THUMBD_ADDR": "0.0.0.0:9000", "THUMBD_PUBLIC_URL": "https://thumbs.example.com/",
 				"THUMBD_DATA_DIR": "/var/lib/thumbd", "THUMBD_API_KEYS": " key-one-123456, key-two-123456 ,",
 				"THUMBD_WORKERS": "6", "THUMBD_S3_HTTP_HOSTS": "minio,[::1]", "THUMBD_LOG_LEVEL": "debug",
-				"THUMBD_SHUTDOWN_TIMEOUT": "5s",
+				"THUMBD_SHUTDOWN_TIMEOUT": "5s", "THUMBD_STORE": "memory", "THUMBD_RETENTION": "2h30m",
+				"THUMBD_TASK_TIMEOUT": "0", "THUMBD_CALLBACK_RETRY": "10s", "THUMBD_TEST_API": "1",
 			},
 			want: with(func(c *Config) {
 				c.Addr, c.PublicURL, c.DataDir = "0.0.0.0:9000", "https://thumbs.example.com", "/var/lib/thumbd"
 				c.APIKeys = []string{"key-one-123456", "key-two-123456"}
 				c.Workers, c.S3HTTPHosts, c.LogLevel, c.ShutdownTimeout = 6, []string{"minio", "::1"}, slog.LevelDebug, 5*time.Second
+				c.Store, c.Retention, c.TaskTimeout, c.CallbackRetry, c.TestAPI = "memory", 150*time.Minute, 0, 10*time.Second, true
 			}),
 		},
 		{
@@ -81,6 +84,17 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad public url", env: map[string]string{"THUMBD_PUBLIC_URL": "thumbs.example.com"}, wantErr: "THUMBD_PUBLIC_URL"},
 		{name: "bad log level", args: []string{"-log-level", "loud"}, wantErr: "-log-level"},
 		{name: "bad shutdown timeout", env: map[string]string{"THUMBD_SHUTDOWN_TIMEOUT": "soon"}, wantErr: "THUMBD_SHUTDOWN_TIMEOUT"},
+		{
+			name: "test API and retention by flag",
+			env:  map[string]string{"THUMBD_TEST_API": "1", "THUMBD_RETENTION": "1h"},
+			args: []string{"-test-api=false", "-retention", "0"},
+			want: with(func(c *Config) { c.TestAPI, c.Retention = false, 0 }),
+		},
+		{name: "bad store", env: map[string]string{"THUMBD_STORE": "postgres"}, wantErr: "THUMBD_STORE"},
+		{name: "bad retention", env: map[string]string{"THUMBD_RETENTION": "1 day"}, wantErr: "THUMBD_RETENTION"},
+		{name: "negative task timeout", args: []string{"-task-timeout", "-1m"}, wantErr: "-task-timeout"},
+		{name: "bad callback retry", env: map[string]string{"THUMBD_CALLBACK_RETRY": "often"}, wantErr: "THUMBD_CALLBACK_RETRY"},
+		{name: "bad test api", env: map[string]string{"THUMBD_TEST_API": "yes please"}, wantErr: "THUMBD_TEST_API"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected arguments"},
 		{name: "unknown flag", args: []string{"-port", "80"}, wantErr: "not defined"},
 	}

@@ -18,8 +18,12 @@ import (
 	"time"
 
 	"github.com/thumbd/thumbd/api"
+	"github.com/thumbd/thumbd/callback"
+	"github.com/thumbd/thumbd/control"
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/riverq"
 	"github.com/thumbd/thumbd/source"
+	"github.com/thumbd/thumbd/sqlitestore"
 	"github.com/thumbd/thumbd/storage"
 	"github.com/thumbd/thumbd/upload"
 )
@@ -43,9 +47,10 @@ func main() {
 }
 
 // Run builds every component from cfg, serves until ctx ends, then shuts
-// down: it stops accepting requests, stops running ffmpeg processes and
-// returns. If listening is not nil, it receives the address once the server
-// listens.
+// down: it stops accepting requests and tasks, lets running tasks finish
+// for up to cfg.ShutdownTimeout, stops the ffmpeg processes still running
+// (their tasks stay queued) and returns. If listening is not nil, it
+// receives the address once the server listens.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- string) error {
 	if len(cfg.APIKeys) == 0 {
 		log.Warn("THUMBD_API_KEYS is not set: ANY api_key of at least 12 characters is accepted. Set THUMBD_API_KEYS before exposing thumbd to anyone.")
@@ -54,7 +59,24 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	if err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	objects := storage.NewS3(storage.S3Options{HTTPHosts: cfg.S3HTTPHosts, Logger: log})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	base := cfg.PublicURL
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+
+	var plane *control.Plane
+	s3opts := storage.S3Options{HTTPHosts: cfg.S3HTTPHosts, Logger: log}
+	if cfg.TestAPI {
+		log.Warn("THUMBD_TEST_API=1: the test-control plane is served under /_thumbd/ (anyone can reset thumbd); never set it in production")
+		plane = control.New()
+		s3opts.HTTPClient = &http.Client{Transport: plane.Transport(nil)}
+	}
+	objects := storage.NewS3(s3opts)
 	uploadBase := "/v1/upload_file/"
 	if cfg.PublicURL != "" {
 		uploadBase = cfg.PublicURL + uploadBase
@@ -84,14 +106,72 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	if err := runner.Check(ctx); err != nil {
 		log.Warn("ffmpeg is missing: tasks will fail until it is installed", "err", err)
 	}
-	eng := engine.New(engine.Config{
-		APIKeys: cfg.APIKeys,
-		Workers: cfg.Workers,
-		WorkDir: filepath.Join(cfg.DataDir, "work"),
-		Runner:  runner,
-		Objects: objects,
-		Files:   files,
-		Logger:  log,
+
+	var (
+		store engine.Store
+		queue engine.Queue
+	)
+	switch cfg.Store {
+	case "memory":
+		q := engine.NewMemoryQueue(4096)
+		q.Grace, q.Timeout = cfg.ShutdownTimeout, queueTimeout(cfg.TaskTimeout)
+		store, queue = engine.NewMemoryStore(), q
+	default:
+		db, err := sqlitestore.Open(ctx, cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		q, err := riverq.NewSQLite(ctx, db.SQL(), riverq.Options{Workers: cfg.Workers, Grace: cfg.ShutdownTimeout,
+			Timeout: queueTimeout(cfg.TaskTimeout), Poll: 500 * time.Millisecond, Logger: log.With("component", "river")})
+		if err != nil {
+			return err
+		}
+		store, queue = db, q
+	}
+
+	var eng *engine.Engine
+	cbCfg := callback.Config{
+		Render:   api.CallbackForm(func() string { return base }),
+		Warn:     func(ctx context.Context, token string, w engine.Warning) error { return eng.AddWarning(ctx, token, w) },
+		RetryFor: cfg.CallbackRetry,
+		Logger:   log,
+	}
+	if plane != nil {
+		cbCfg.Fault = plane.CallbackFault
+	}
+	callbacks := callback.New(cbCfg)
+	var (
+		notifier engine.Notifier = callbacks
+		gate     engine.Gate
+		ctl      *api.Control
+	)
+	if plane != nil {
+		notifier, gate = plane.Observe(callbacks), plane
+		ctl = &api.Control{
+			Plane: plane,
+			Reset: func(ctx context.Context) error {
+				err := eng.Reset(ctx)
+				plane.Clear()
+				callbacks.Clear()
+				return err
+			},
+			Callbacks: callbacks.Deliveries,
+		}
+	}
+	eng = engine.New(engine.Config{
+		APIKeys:   cfg.APIKeys,
+		Workers:   cfg.Workers,
+		WorkDir:   filepath.Join(cfg.DataDir, "work"),
+		Runner:    runner,
+		Objects:   objects,
+		Files:     files,
+		Store:     store,
+		Queue:     queue,
+		Notifier:  notifier,
+		Gate:      gate,
+		Retention: cfg.Retention,
+		Logger:    log,
 
 		Sources:     sources,
 		TaskTimeout: cfg.TaskTimeout,
@@ -103,35 +183,50 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		Logger:    log,
 		Ready:     readiness(runner, cfg.DataDir),
 		Uploads:   uploads,
+		Control:   ctl,
 	})
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10e9}
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(engCtx) }()
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- httpSrv.Serve(ln) }()
-	log.Info("thumbd listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "data_dir", cfg.DataDir, "workers", cfg.Workers)
+	log.Info("thumbd listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "data_dir", cfg.DataDir,
+		"workers", cfg.Workers, "store", cfg.Store, "test_api", cfg.TestAPI)
 	if listening != nil {
 		listening <- ln.Addr().String()
 	}
 
 	select {
 	case err = <-srvDone:
+	case err = <-engDone:
+		if err == nil {
+			err = errors.New("the engine stopped")
+		}
+		engDone <- nil
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	shCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	log.Info("shutting down: no new requests or tasks; running tasks may finish", "timeout", cfg.ShutdownTimeout)
+	eng.Close()
+	shCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+5*time.Second)
 	defer cancel()
-	if shErr := httpSrv.Shutdown(shCtx); shErr != nil {
-		log.Warn("http shutdown", "err", shErr)
-	}
+	httpDone := make(chan struct{})
+	go func() {
+		if shErr := httpSrv.Shutdown(shCtx); shErr != nil {
+			log.Warn("http shutdown", "err", shErr)
+		}
+		close(httpDone)
+	}()
 	stopEngine()
-	<-engDone
+	if engErr := <-engDone; engErr != nil && err == nil {
+		err = engErr
+	}
+	<-httpDone
+	if cbErr := callbacks.Close(shCtx); cbErr != nil {
+		log.Warn("callbacks still being delivered were dropped", "err", cbErr)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -167,4 +262,14 @@ func presignTTL(taskTimeout time.Duration) time.Duration {
 		return 24 * time.Hour
 	}
 	return taskTimeout + 10*time.Minute
+}
+
+// queueTimeout is the queue's own limit on one task: a safety net behind
+// the engine's TaskTimeout, which ends an overlong task with a clear error
+// first.
+func queueTimeout(taskTimeout time.Duration) time.Duration {
+	if taskTimeout <= 0 {
+		return 0
+	}
+	return taskTimeout + time.Minute
 }

@@ -1,0 +1,313 @@
+// Package callback delivers task events to the callback_url a task names,
+// as form-encoded POSTs, the way Qencode sends its callbacks. It implements
+// engine.Notifier: Notify returns at once and delivery runs on goroutines
+// of its own, in order for each task (queued before saved), retried with
+// backoff for a bounded time. A receiver that keeps failing gets the task a
+// warning; the task is not held back. Every delivery is recorded for the
+// test-control plane's inspector.
+//
+// What the form holds is not this package's business: a Render function,
+// built by package api, turns an event into its fields.
+package callback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/thumbd/thumbd/engine"
+)
+
+// Config configures a Notifier.
+type Config struct {
+	// Render turns an event into the form fields to post. Required.
+	Render func(engine.Event) (url.Values, error)
+	// Warn adds a warning to a task (engine.Engine.AddWarning).
+	Warn func(ctx context.Context, token string, w engine.Warning) error
+	// Client sends the requests; default: one with a 10 s timeout.
+	Client *http.Client
+	// RetryFor bounds how long a failing delivery is retried; default 1 min.
+	RetryFor time.Duration
+	// Backoff is the wait before the first retry; it doubles each time, up
+	// to 30 s. Default 500 ms.
+	Backoff time.Duration
+	// Fault, when set, is asked before each attempt: ok true makes the
+	// attempt fail with status code, without sending anything (fault
+	// injection).
+	Fault func() (code int, ok bool)
+	// Keep is how many deliveries are remembered for Deliveries; default
+	// 1000.
+	Keep   int
+	Logger *slog.Logger
+}
+
+// WarningMessage is the message of the warning a task gets when a callback
+// could not be delivered, as Qencode words it.
+const WarningMessage = "Callback delivery error"
+
+// Delivery is one callback: an event of a task, posted to its URL.
+type Delivery struct {
+	ID        int
+	TaskToken string
+	Event     engine.EventKind
+	URL       string
+	Fields    url.Values
+	Attempts  []Attempt
+	Delivered bool // a 2xx reply came
+	Done      bool // delivered, or given up
+	Code      int  // the last reply's status code; 0 if none came
+}
+
+// Attempt is one try at a delivery.
+type Attempt struct {
+	At       time.Time
+	Code     int    // status code of the reply; 0 if none came
+	Error    string // why it failed; empty on success
+	Injected bool   // failed by fault injection, nothing sent
+	Took     time.Duration
+}
+
+// Notifier delivers callbacks. It implements engine.Notifier.
+type Notifier struct {
+	cfg    Config
+	log    *slog.Logger
+	ctx    context.Context // ends on Close's deadline
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	nextID int
+	all    []*Delivery           // most recent last, at most cfg.Keep
+	queues map[string][]*pending // per task, waiting their turn
+	busy   map[string]bool       // a goroutine is delivering this task's callbacks
+	gen    int                   // bumped by Clear: deliveries of an older generation are not recorded
+	_      struct{}
+}
+
+type pending struct {
+	d   *Delivery
+	gen int
+}
+
+// New returns a Notifier.
+func New(cfg Config) *Notifier {
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = time.Minute
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 500 * time.Millisecond
+	}
+	if cfg.Keep <= 0 {
+		cfg.Keep = 1000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Notifier{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel,
+		queues: map[string][]*pending{}, busy: map[string]bool{}}
+}
+
+// Notify implements engine.Notifier: it renders the event's fields now and
+// queues their delivery behind the task's earlier callbacks. A task without
+// a callback URL is ignored.
+func (n *Notifier) Notify(_ context.Context, ev engine.Event) {
+	if ev.Spec.CallbackURL == "" {
+		return
+	}
+	fields, err := n.cfg.Render(ev)
+	if err != nil {
+		n.log.Error("rendering a callback", "task", engine.Redact(ev.Token), "event", ev.Kind, "err", err)
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.nextID++
+	d := &Delivery{ID: n.nextID, TaskToken: ev.Token, Event: ev.Kind, URL: ev.Spec.CallbackURL, Fields: fields}
+	n.all = append(n.all, d)
+	if len(n.all) > n.cfg.Keep {
+		n.all = n.all[len(n.all)-n.cfg.Keep:]
+	}
+	n.queues[ev.Token] = append(n.queues[ev.Token], &pending{d: d, gen: n.gen})
+	if !n.busy[ev.Token] {
+		n.busy[ev.Token] = true
+		n.wg.Go(func() { n.drain(ev.Token) })
+	}
+}
+
+// drain delivers a task's callbacks one after the other until none waits.
+func (n *Notifier) drain(token string) {
+	for {
+		n.mu.Lock()
+		q := n.queues[token]
+		if len(q) == 0 {
+			delete(n.queues, token)
+			delete(n.busy, token)
+			n.mu.Unlock()
+			return
+		}
+		p := q[0]
+		n.queues[token] = q[1:]
+		n.mu.Unlock()
+		n.deliver(p)
+	}
+}
+
+// deliver posts one callback, retrying with backoff until it is accepted or
+// RetryFor has passed, then warns the task if it never was.
+func (n *Notifier) deliver(p *pending) {
+	d := p.d
+	began := time.Now()
+	wait := n.cfg.Backoff
+	var last string
+	for stopped := false; !stopped; {
+		a := n.attempt(d)
+		n.mu.Lock()
+		d.Attempts = append(d.Attempts, a)
+		d.Code = a.Code
+		if a.Error == "" {
+			d.Delivered, d.Done = true, true
+		}
+		n.mu.Unlock()
+		if a.Error == "" {
+			return
+		}
+		last = a.Error
+		n.log.Warn("callback not delivered", "task", engine.Redact(d.TaskToken), "event", d.Event,
+			"host", hostOf(d.URL), "attempt", len(d.Attempts), "err", a.Error)
+		if time.Since(began)+wait > n.cfg.RetryFor {
+			break
+		}
+		select {
+		case <-time.After(wait):
+		case <-n.ctx.Done():
+			last += " (thumbd stopped before it could try again)"
+			stopped = true
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+	n.mu.Lock()
+	d.Done = true
+	current := p.gen == n.gen
+	n.mu.Unlock()
+	if !current || n.cfg.Warn == nil {
+		return
+	}
+	w := engine.Warning{Message: WarningMessage, Details: "Error sending callback to " + d.URL + sep(d.Code) + last}
+	if err := n.cfg.Warn(context.Background(), d.TaskToken, w); err != nil && !errors.Is(err, engine.ErrTokenNotFound) {
+		n.log.Error("recording a callback warning", "task", engine.Redact(d.TaskToken), "err", err)
+	}
+}
+
+// attempt makes one try. Its Error reads like Qencode's warning details:
+// "500: <the start of the reply>", or why no reply came.
+func (n *Notifier) attempt(d *Delivery) Attempt {
+	a := Attempt{At: time.Now()}
+	if n.cfg.Fault != nil {
+		if code, ok := n.cfg.Fault(); ok {
+			a.Code, a.Injected = code, true
+			a.Error = fmt.Sprintf("%d: injected failure", code)
+			return a
+		}
+	}
+	req, err := http.NewRequestWithContext(n.ctx, http.MethodPost, d.URL, strings.NewReader(d.Fields.Encode()))
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "thumbd-callback/1")
+	resp, err := n.cfg.Client.Do(req)
+	a.Took = time.Since(a.At)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without "Post <url>:", which the warning names already
+		}
+		a.Error = err.Error()
+		return a
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	a.Code = resp.StatusCode
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		a.Error = fmt.Sprintf("%d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return a
+}
+
+// Deliveries returns a copy of the deliveries remembered, oldest first.
+func (n *Notifier) Deliveries() []Delivery {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]Delivery, len(n.all))
+	for i, d := range n.all {
+		out[i] = *d
+		out[i].Fields = cloneValues(d.Fields)
+		out[i].Attempts = append([]Attempt(nil), d.Attempts...)
+	}
+	return out
+}
+
+// Clear forgets every delivery. Deliveries under way go on, unrecorded,
+// and warn no task.
+func (n *Notifier) Clear() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.all = nil
+	n.gen++
+}
+
+// Close waits for the deliveries under way until ctx ends, then stops
+// retrying them.
+func (n *Notifier) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		n.cancel()
+		return nil
+	case <-ctx.Done():
+		n.cancel()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// sep is what goes between the URL and the reason in a warning, as Qencode
+// words it: "<url> 500: <reply>", or "<url>: <why no reply came>".
+func sep(code int) string {
+	if code > 0 {
+		return " "
+	}
+	return ": "
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// hostOf returns a URL's host for logs: a callback URL's path and query
+// may carry secrets.
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "?"
+	}
+	return u.Host
+}

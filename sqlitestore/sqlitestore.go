@@ -1,0 +1,302 @@
+// Package sqlitestore keeps thumbd's access tokens and tasks in an embedded
+// SQLite database (modernc.org/sqlite: pure Go, no cgo), so that a restart
+// loses nothing. The same database file holds River's queue tables (package
+// riverq): SQL returns the connection pool to hand to River's SQLite driver.
+//
+// One process owns a database: Open takes an exclusive lock on a file
+// beside it and fails if another thumbd holds it. The pool has a single
+// connection, as River's SQLite driver advises (SQLite allows one writer at
+// a time; one connection avoids SQLITE_BUSY).
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/thumbd/thumbd/engine"
+)
+
+// FileName is the database's file name inside the data directory.
+const FileName = "thumbd.db"
+
+// DB is an engine.Store kept in SQLite.
+type DB struct {
+	db   *sql.DB
+	lock *os.File
+	path string
+}
+
+var _ engine.Store = (*DB)(nil)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS thumbd_session (
+	token      TEXT PRIMARY KEY NOT NULL,
+	expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS thumbd_task (
+	token      TEXT PRIMARY KEY NOT NULL,
+	created_at INTEGER NOT NULL,
+	ended_at   INTEGER,
+	state      TEXT NOT NULL,
+	spec       TEXT,
+	snap       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS thumbd_task_state ON thumbd_task (state, created_at);
+CREATE INDEX IF NOT EXISTS thumbd_task_ended ON thumbd_task (ended_at);
+CREATE INDEX IF NOT EXISTS thumbd_session_expires ON thumbd_session (expires_at);
+`
+
+// Open opens (creating it if need be) the database in dir and brings its
+// schema up to date. The database file is readable by its owner only: specs
+// hold destination secrets.
+func Open(ctx context.Context, dir string) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("sqlitestore: the data directory %q must not contain ? or #", dir)
+	}
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	f.Close()
+	dsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		lock.Close()
+		return nil, fmt.Errorf("sqlitestore: creating tables in %s: %w", path, err)
+	}
+	return &DB{db: db, lock: lock, path: path}, nil
+}
+
+// SQL returns the connection pool, for River's SQLite driver.
+func (d *DB) SQL() *sql.DB { return d.db }
+
+// Path returns the database file's path.
+func (d *DB) Path() string { return d.path }
+
+// Close closes the database and releases its lock.
+func (d *DB) Close() error {
+	err := d.db.Close()
+	if lerr := d.lock.Close(); err == nil {
+		err = lerr
+	}
+	return err
+}
+
+func nanos(t time.Time) int64 { return t.UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n) }
+
+// PutSession implements engine.Store.
+func (d *DB) PutSession(ctx context.Context, token string, expires time.Time) error {
+	_, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO thumbd_session (token, expires_at) VALUES (?, ?)`, token, nanos(expires))
+	return wrap(err)
+}
+
+// Session implements engine.Store.
+func (d *DB) Session(ctx context.Context, token string) (time.Time, error) {
+	var n int64
+	err := d.db.QueryRowContext(ctx, `SELECT expires_at FROM thumbd_session WHERE token = ?`, token).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, engine.ErrTokenNotFound
+	}
+	if err != nil {
+		return time.Time{}, wrap(err)
+	}
+	return fromNanos(n).UTC(), nil
+}
+
+// CreateTask implements engine.Store.
+func (d *DB) CreateTask(ctx context.Context, rec engine.TaskRecord) error {
+	spec, snap, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	_, err = d.db.ExecContext(ctx, `INSERT INTO thumbd_task (token, created_at, ended_at, state, spec, snap) VALUES (?, ?, ?, ?, ?, ?)`,
+		rec.Token, nanos(rec.Created), ended(rec), string(rec.Snap.State), spec, snap)
+	return wrap(err)
+}
+
+// Task implements engine.Store.
+func (d *DB) Task(ctx context.Context, token string) (engine.TaskRecord, error) {
+	return scanTask(d.db.QueryRowContext(ctx, `SELECT token, created_at, ended_at, spec, snap FROM thumbd_task WHERE token = ?`, token))
+}
+
+// UpdateTask implements engine.Store: the read, f and the write happen in
+// one transaction.
+func (d *DB) UpdateTask(ctx context.Context, token string, f func(*engine.TaskRecord) error) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	defer tx.Rollback()
+	rec, err := scanTask(tx.QueryRowContext(ctx, `SELECT token, created_at, ended_at, spec, snap FROM thumbd_task WHERE token = ?`, token))
+	if err != nil {
+		return err
+	}
+	if err := f(&rec); err != nil {
+		return err
+	}
+	spec, snap, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE thumbd_task SET ended_at = ?, state = ?, spec = ?, snap = ? WHERE token = ?`,
+		ended(rec), string(rec.Snap.State), spec, snap, token); err != nil {
+		return wrap(err)
+	}
+	return wrap(tx.Commit())
+}
+
+// Unfinished implements engine.Store.
+func (d *DB) Unfinished(ctx context.Context) ([]string, error) {
+	return d.tokens(ctx, `SELECT token FROM thumbd_task WHERE spec IS NOT NULL AND state NOT IN (?, ?) ORDER BY created_at`,
+		string(engine.StateCompleted), string(engine.StateError))
+}
+
+// Expired implements engine.Store.
+func (d *DB) Expired(ctx context.Context, t time.Time) ([]string, error) {
+	return d.tokens(ctx, `SELECT token FROM thumbd_task WHERE (ended_at IS NOT NULL AND ended_at < ?) OR (spec IS NULL AND created_at < ?) ORDER BY token`,
+		nanos(t), nanos(t))
+}
+
+// DeleteTask implements engine.Store.
+func (d *DB) DeleteTask(ctx context.Context, token string) error {
+	_, err := d.db.ExecContext(ctx, `DELETE FROM thumbd_task WHERE token = ?`, token)
+	return wrap(err)
+}
+
+// DeleteSessions implements engine.Store.
+func (d *DB) DeleteSessions(ctx context.Context, t time.Time) error {
+	_, err := d.db.ExecContext(ctx, `DELETE FROM thumbd_session WHERE expires_at < ?`, nanos(t))
+	return wrap(err)
+}
+
+// Reset implements engine.Store.
+func (d *DB) Reset(ctx context.Context) ([]string, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT token FROM thumbd_task ORDER BY token`)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	out, err := collect(rows)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM thumbd_task; DELETE FROM thumbd_session;`); err != nil {
+		return nil, wrap(err)
+	}
+	return out, wrap(tx.Commit())
+}
+
+func (d *DB) tokens(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return collect(rows)
+}
+
+func collect(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, wrap(err)
+		}
+		out = append(out, t)
+	}
+	return out, wrap(rows.Err())
+}
+
+func ended(rec engine.TaskRecord) any {
+	if rec.Ended.IsZero() {
+		return nil
+	}
+	return nanos(rec.Ended)
+}
+
+func encode(rec engine.TaskRecord) (spec any, snap string, err error) {
+	if rec.Spec != nil {
+		b, err := json.Marshal(rec.Spec)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlitestore: encoding a spec: %w", err)
+		}
+		spec = string(b)
+	}
+	b, err := json.Marshal(rec.Snap)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlitestore: encoding a status: %w", err)
+	}
+	return spec, string(b), nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanTask(row scanner) (engine.TaskRecord, error) {
+	var (
+		rec     engine.TaskRecord
+		created int64
+		endedAt sql.NullInt64
+		spec    sql.NullString
+		snap    string
+	)
+	err := row.Scan(&rec.Token, &created, &endedAt, &spec, &snap)
+	if errors.Is(err, sql.ErrNoRows) {
+		return rec, engine.ErrTokenNotFound
+	}
+	if err != nil {
+		return rec, wrap(err)
+	}
+	rec.Created = fromNanos(created)
+	if endedAt.Valid {
+		rec.Ended = fromNanos(endedAt.Int64)
+	}
+	if spec.Valid {
+		rec.Spec = new(engine.Spec)
+		if err := json.Unmarshal([]byte(spec.String), rec.Spec); err != nil {
+			return rec, fmt.Errorf("sqlitestore: task %s: decoding its spec: %w", engine.Redact(rec.Token), err)
+		}
+	}
+	if err := json.Unmarshal([]byte(snap), &rec.Snap); err != nil {
+		return rec, fmt.Errorf("sqlitestore: task %s: decoding its status: %w", engine.Redact(rec.Token), err)
+	}
+	return rec, nil
+}
+
+func wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("sqlitestore: %w", err)
+}
