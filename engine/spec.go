@@ -89,6 +89,10 @@ type Output struct {
 	Columns int // tiles per sprite row; 0 = default
 	Rows    int // rows per sprite sheet; 0 = default (thumbd's own)
 
+	// Accuracy of the frames (thumbd's own); "" takes the engine's
+	// default (Config.Accuracy).
+	Accuracy Accuracy
+
 	UserTag      string
 	Destinations []storage.Destination // empty: thumbd keeps the files
 }

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/thumbd/thumbd/storage"
@@ -86,19 +87,23 @@ func (e *Engine) progress(ctx context.Context, token string, st State, pct float
 // plannedFrame is one frame an output needs.
 type plannedFrame struct {
 	requested time.Duration // from the start of the video
-	seek      time.Duration // -ss position, from the start of the file
+	want      Want          // what the planner gets: the time on the source's clock, the accuracy
 	file      string
-	info      FrameInfo
+	info      FrameInfo // the frame delivered; PTS from the start of the video
+	strategy  Strategy
+	took      time.Duration
 }
 
 // outputPlan is the work for one output.
 type outputPlan struct {
-	index  int
-	out    Output
-	geo    Geometry
-	format ImageFormat
-	frames []*plannedFrame
-	files  []producedFile
+	index    int
+	out      Output
+	accuracy Accuracy
+	geo      Geometry
+	format   ImageFormat
+	frames   []*plannedFrame
+	files    []producedFile
+	took     time.Duration // from the start of extraction to this output's last frame
 }
 
 // producedFile is a file ready to be stored.
@@ -127,29 +132,109 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		s.Duration = media.Duration()
 		s.SourceSize = media.Size
 	})
+	index := e.index(ctx, token, src, media)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if err := e.progress(ctx, token, StateEncoding, 5); err != nil {
 		return err
 	}
 
 	plans := make([]*outputPlan, len(spec.Outputs))
-	var all []*plannedFrame
 	for i, o := range spec.Outputs {
-		p, err := planOutput(i, o, media, dir)
+		p, err := planOutput(i, o, e.cfg.Accuracy, media, index, dir)
 		if err != nil {
 			return fmt.Errorf("format[%d]: %w", i, err)
 		}
 		plans[i] = p
-		all = append(all, p.frames...)
 	}
-	if err := e.grabAll(ctx, token, src, media, plans, all); err != nil {
+	if err := e.extractAll(ctx, token, src, media, index, plans, dir); err != nil {
 		return err
 	}
 	for _, p := range plans {
-		if err := e.finishOutput(ctx, p, media.Duration()); err != nil {
+		if err := e.finishOutput(ctx, p, media, index); err != nil {
 			return fmt.Errorf("format[%d]: %w", p.index, err)
 		}
 	}
 	return e.save(ctx, token, plans)
+}
+
+// index reads the frame index of the source's video stream. A source that
+// cannot be indexed is still served, by input seeks, so a failure is only
+// logged.
+func (e *Engine) index(ctx context.Context, token, src string, m Media) *FrameIndex {
+	if m.TBNum <= 0 || m.TBDen <= 0 {
+		return nil
+	}
+	if err := e.acquire(ctx); err != nil {
+		return nil
+	}
+	defer e.release()
+	began := time.Now()
+	x, err := e.cfg.Runner.Index(ctx, src, m.Stream, m.TBNum, m.TBDen)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("source not indexed; every frame will be an input seek", "task", Redact(token), "err", err)
+		}
+		return nil
+	}
+	e.log.Debug("source indexed", "task", Redact(token), "frames", x.Len(), "keyframes", x.Keyframes(), "took", time.Since(began))
+	return x
+}
+
+// extractAll takes every planned frame of every output, in one plan, so
+// that outputs asking for the same frame share it.
+func (e *Engine) extractAll(ctx context.Context, token, src string, m Media, x *FrameIndex, plans []*outputPlan, dir string) error {
+	reqs, frames, owner := frameRequests(plans, m)
+	scratch := filepath.Join(dir, "extract")
+	if err := os.MkdirAll(scratch, 0o755); err != nil {
+		return err
+	}
+	began := time.Now()
+	var mu sync.Mutex
+	ex := &Extractor{
+		Runner: e.cfg.Runner, Workers: e.cfg.Workers, Dir: scratch, Slots: e.procs,
+		Progress: func(done, total int) {
+			mu.Lock()
+			defer mu.Unlock()
+			pct := 5 + 80*float64(done)/float64(total)
+			e.update(ctx, token, func(s *Snapshot) { s.Percent = max(s.Percent, pct) })
+		},
+	}
+	results, plan, err := ex.Extract(ctx, src, m, x, reqs)
+	if err != nil {
+		return err
+	}
+	e.log.Debug("frames extracted", "task", Redact(token), "frames", len(reqs), "distinct", len(plan.Picks),
+		"jobs", len(plan.Jobs), "indexed", x != nil, "took", time.Since(began))
+	for i, res := range results {
+		f := frames[i]
+		f.info = FrameInfo{PTS: res.Frame.PTS - m.VideoStart, Keyframe: res.Frame.Keyframe}
+		f.strategy, f.took = res.Strategy, res.Took
+		owner[i].took = max(owner[i].took, res.Done)
+	}
+	return nil
+}
+
+// frameRequests lists what the extractor is asked for: a request per
+// planned frame of every output, each with its output's rendering.
+func frameRequests(plans []*outputPlan, m Media) ([]FrameRequest, []*plannedFrame, []*outputPlan) {
+	var reqs []FrameRequest
+	var frames []*plannedFrame
+	var owner []*outputPlan
+	for _, p := range plans {
+		rd := Render{Filter: FilterChain(p.geo, p.format, m.HDR()), Codec: CodecArgs(p.format, p.out.Quality), Ext: string(p.format)}
+		if p.out.Sprite && p.out.Kind == KindThumbnails {
+			// Tiles stay lossless until their sheet is encoded, once.
+			rd = Render{Filter: FilterChain(p.geo, PNG, m.HDR()), Codec: CodecArgs(PNG, 0), Ext: string(PNG)}
+		}
+		for _, f := range p.frames {
+			reqs = append(reqs, FrameRequest{Want: f.want, Render: rd, Out: f.file})
+			frames = append(frames, f)
+			owner = append(owner, p)
+		}
+	}
+	return reqs, frames, owner
 }
 
 // save puts every produced file in its destinations, or keeps it, and
@@ -167,8 +252,11 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 		n := 0
 		for _, pf := range p.files {
 			ct := ImageFormat(pf.format).ContentType()
-			if pf.kind == KindVTT {
+			switch pf.kind {
+			case KindVTT:
 				ct = "text/vtt"
+			case KindManifest:
+				ct = "application/json"
 			}
 			var locs []storage.Location
 			if len(p.out.Destinations) == 0 {
@@ -183,7 +271,11 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 				locs = append(locs, loc)
 			}
 			for _, d := range p.out.Destinations {
-				d.URL = ObjectURL(d.URL, p.out.Kind, p.index, pf.name)
+				if pf.kind == KindManifest {
+					d.URL = ManifestURL(d.URL, p.out.Kind, p.index, fmt.Sprintf("thumbnail-%d.%s", p.index, p.format))
+				} else {
+					d.URL = ObjectURL(d.URL, p.out.Kind, p.index, pf.name)
+				}
 				loc, err := e.putObject(ctx, d, pf.path, ct)
 				if err != nil {
 					return err

@@ -10,11 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thumbd/thumbd/engine"
 )
 
 func TestLoadConfig(t *testing.T) {
 	defaults := Config{
-		Addr: "127.0.0.1:8080", DataDir: "./thumbd-data", Workers: runtime.NumCPU(),
+		Addr: "127.0.0.1:8080", DataDir: "./thumbd-data", Workers: runtime.NumCPU(), Accuracy: engine.AccuracyExact,
 		S3HTTPHosts: []string{"localhost", "127.0.0.1", "::1"}, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
 		LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second,
 	}
@@ -38,12 +40,13 @@ func TestLoadConfig(t *testing.T) {
 				"THUMBD_ADDR": "0.0.0.0:9000", "THUMBD_PUBLIC_URL": "https://thumbs.example.com/",
 				"THUMBD_DATA_DIR": "/var/lib/thumbd", "THUMBD_API_KEYS": " key-one-123456, key-two-123456 ,",
 				"THUMBD_WORKERS": "6", "THUMBD_S3_HTTP_HOSTS": "minio,[::1]", "THUMBD_LOG_LEVEL": "debug",
-				"THUMBD_SHUTDOWN_TIMEOUT": "5s",
+				"THUMBD_SHUTDOWN_TIMEOUT": "5s", "THUMBD_ACCURACY": "Keyframe",
 			},
 			want: with(func(c *Config) {
 				c.Addr, c.PublicURL, c.DataDir = "0.0.0.0:9000", "https://thumbs.example.com", "/var/lib/thumbd"
 				c.APIKeys = []string{"key-one-123456", "key-two-123456"}
 				c.Workers, c.S3HTTPHosts, c.LogLevel, c.ShutdownTimeout = 6, []string{"minio", "::1"}, slog.LevelDebug, 5*time.Second
+				c.Accuracy = engine.AccuracyKeyframe
 			}),
 		},
 		{
@@ -52,6 +55,13 @@ func TestLoadConfig(t *testing.T) {
 			args: []string{"-addr", "127.0.0.1:0", "-workers=3", "-public-url", "http://localhost:8080"},
 			want: with(func(c *Config) { c.Addr, c.Workers, c.PublicURL = "127.0.0.1:0", 3, "http://localhost:8080" }),
 		},
+		{
+			name: "accuracy flag over the environment",
+			env:  map[string]string{"THUMBD_ACCURACY": "keyframe"},
+			args: []string{"-accuracy", "exact"},
+			want: defaults,
+		},
+		{name: "bad accuracy", env: map[string]string{"THUMBD_ACCURACY": "nearest"}, wantErr: "THUMBD_ACCURACY"},
 		{name: "bad workers", env: map[string]string{"THUMBD_WORKERS": "many"}, wantErr: "THUMBD_WORKERS"},
 		{name: "zero workers", args: []string{"-workers", "0"}, wantErr: "-workers"},
 		{name: "bad public url", env: map[string]string{"THUMBD_PUBLIC_URL": "thumbs.example.com"}, wantErr: "THUMBD_PUBLIC_URL"},

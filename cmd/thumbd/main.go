@@ -57,13 +57,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		log.Warn("ffmpeg is missing: tasks will fail until it is installed", "err", err)
 	}
 	eng := engine.New(engine.Config{
-		APIKeys: cfg.APIKeys,
-		Workers: cfg.Workers,
-		WorkDir: filepath.Join(cfg.DataDir, "work"),
-		Runner:  runner,
-		Objects: objects,
-		Files:   files,
-		Logger:  log,
+		APIKeys:  cfg.APIKeys,
+		Workers:  cfg.Workers,
+		Accuracy: cfg.Accuracy,
+		WorkDir:  filepath.Join(cfg.DataDir, "work"),
+		Runner:   runner,
+		Objects:  objects,
+		Files:    files,
+		Logger:   log,
 	})
 	srv := api.New(api.Config{
 		Engine:    eng,

@@ -1,0 +1,325 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"os/exec"
+	"slices"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// FrameIndex lists the frames of a video stream in presentation order, as
+// the container's packets describe them: their presentation timestamps, which
+// are keyframes, and which are anchors. It is what the planner decides
+// with, and it comes from one ffprobe run that reads the packets without
+// decoding them.
+//
+// Times are kept as integer timestamps in the stream's time base, so that a
+// frame is matched by its exact timestamp, never by a rounded float.
+type FrameIndex struct {
+	TBNum, TBDen int64   // the stream's time base
+	pts          []int64 // presentation timestamps, ascending, unique
+	dec          []int32 // position of each frame's packet in decode order
+	pos          []int64 // byte position of each frame's packet in the file; -1 unknown
+	flags        []uint8 // frameKey, frameAnchor
+	keys         []int   // positions in pts of the keyframes, ascending
+}
+
+const (
+	frameKey    uint8 = 1 << iota // a keyframe: decoding can start here
+	frameAnchor                   // decoded before every frame shown after it: an I or P frame, never a B-frame
+)
+
+// MaxIndexFrames bounds the frames an index holds (about 21 bytes each), so
+// that a day-long source cannot exhaust memory; longer sources are planned
+// without an index.
+const MaxIndexFrames = 3_000_000
+
+// errIndexTooLong stops reading an index past MaxIndexFrames.
+var errIndexTooLong = errors.New("too many frames to index")
+
+// IndexArgs builds the ffprobe invocation that lists the packets of one
+// video stream of src in decode order, one "pts,pos,flags" line each.
+// ffprobe only demuxes: nothing is decoded.
+func IndexArgs(src string, stream int) []string {
+	return []string{"-hide_banner", "-v", "error",
+		"-select_streams", strconv.Itoa(stream),
+		"-show_entries", "packet=pts,pos,flags", "-of", "csv=p=0",
+		src}
+}
+
+// ReadIndex parses IndexArgs' output: packets in decode order. A packet
+// without a timestamp, or one flagged D (discarded: before the start of an
+// edit list) is not a frame that can be shown and is left out. A packet
+// whose timestamp is higher than every earlier packet's is an anchor; the
+// B-frames that follow it in decode order are shown before it.
+func ReadIndex(r io.Reader, tbNum, tbDen int64, limit int) (*FrameIndex, error) {
+	if tbNum <= 0 || tbDen <= 0 {
+		return nil, fmt.Errorf("invalid time base %d/%d", tbNum, tbDen)
+	}
+	type pkt struct {
+		pts   int64
+		pos   int64
+		dec   int32
+		flags uint8
+	}
+	var pkts []pkt
+	maxPTS := int64(-1 << 62)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 64*1024)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		ptsField, rest, _ := bytes.Cut(line, []byte(","))
+		posField, flags, _ := bytes.Cut(rest, []byte(","))
+		pts, err := strconv.ParseInt(string(ptsField), 10, 64)
+		if err != nil {
+			continue // N/A: no timestamp
+		}
+		pos, err := strconv.ParseInt(string(posField), 10, 64)
+		if err != nil {
+			pos = -1
+		}
+		if bytes.IndexByte(flags, 'D') >= 0 {
+			continue
+		}
+		var f uint8
+		if bytes.IndexByte(flags, 'K') >= 0 {
+			f |= frameKey
+		}
+		if pts > maxPTS {
+			f |= frameAnchor
+			maxPTS = pts
+		}
+		if limit > 0 && len(pkts) >= limit {
+			return nil, errIndexTooLong
+		}
+		pkts = append(pkts, pkt{pts, pos, int32(len(pkts)), f})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(pkts) == 0 {
+		return nil, errors.New("the video stream has no packets")
+	}
+	slices.SortStableFunc(pkts, func(a, b pkt) int { return cmpInt64(a.pts, b.pts) })
+	x := &FrameIndex{TBNum: tbNum, TBDen: tbDen, pts: make([]int64, 0, len(pkts)),
+		dec: make([]int32, 0, len(pkts)), pos: make([]int64, 0, len(pkts)), flags: make([]uint8, 0, len(pkts))}
+	for _, p := range pkts {
+		if n := len(x.pts); n > 0 && x.pts[n-1] == p.pts {
+			x.flags[n-1] |= p.flags
+			x.dec[n-1] = max(x.dec[n-1], p.dec)
+			continue
+		}
+		if p.flags&frameKey != 0 {
+			x.keys = append(x.keys, len(x.pts))
+		}
+		x.pts = append(x.pts, p.pts)
+		x.dec = append(x.dec, p.dec)
+		x.pos = append(x.pos, p.pos)
+		x.flags = append(x.flags, p.flags)
+	}
+	return x, nil
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// IndexFromPackets builds an index from packets given in decode order as
+// "pts,pos,flags" lines, the way IndexArgs prints them; for tests.
+func IndexFromPackets(tbNum, tbDen int64, lines ...string) *FrameIndex {
+	var b bytes.Buffer
+	for _, l := range lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	x, err := ReadIndex(&b, tbNum, tbDen, 0)
+	if err != nil {
+		panic(err)
+	}
+	return x
+}
+
+// Len is the number of frames.
+func (x *FrameIndex) Len() int { return len(x.pts) }
+
+// PTS is the timestamp of frame i, in the stream's time base.
+func (x *FrameIndex) PTS(i int) int64 { return x.pts[i] }
+
+// Time is the presentation time of frame i, rounded to the microsecond as
+// ffmpeg reports it.
+func (x *FrameIndex) Time(i int) time.Duration {
+	return x.ticksToTime(x.pts[i])
+}
+
+// TimeFloor is the presentation time of frame i rounded down to the
+// nanosecond: a time that AtOrAfter resolves to frame i itself.
+func (x *FrameIndex) TimeFloor(i int) time.Duration {
+	n := new(big.Int).Mul(big.NewInt(x.pts[i]), big.NewInt(x.TBNum*1_000_000_000))
+	q, _ := new(big.Int).DivMod(n, big.NewInt(x.TBDen), new(big.Int))
+	return time.Duration(q.Int64())
+}
+
+// Key reports whether frame i is a keyframe.
+func (x *FrameIndex) Key(i int) bool { return x.flags[i]&frameKey != 0 }
+
+// Anchor reports whether frame i is an I or P frame (no B-frame depends on
+// being decoded before it is shown).
+func (x *FrameIndex) Anchor(i int) bool { return x.flags[i]&frameAnchor != 0 }
+
+// Decode is the position of frame i's packet in decode order.
+func (x *FrameIndex) Decode(i int) int { return int(x.dec[i]) }
+
+// Pos is the byte position of frame i's packet in the file, or -1.
+func (x *FrameIndex) Pos(i int) int64 { return x.pos[i] }
+
+// Positioned reports whether every frame's packet has a byte position: the
+// planned runs select packets by position.
+func (x *FrameIndex) Positioned() bool {
+	for _, p := range x.pos {
+		if p < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Keyframes is the number of keyframes.
+func (x *FrameIndex) Keyframes() int { return len(x.keys) }
+
+// ticksToTime converts a timestamp to a duration, rounded to the
+// microsecond.
+func (x *FrameIndex) ticksToTime(t int64) time.Duration {
+	us := new(big.Int).Mul(big.NewInt(t), big.NewInt(x.TBNum*1_000_000))
+	us = roundDiv(us, big.NewInt(x.TBDen))
+	return time.Duration(us.Int64()) * time.Microsecond
+}
+
+// ticksAtOrAfter returns the smallest timestamp, in the stream's time base,
+// whose time is at or after d.
+func (x *FrameIndex) ticksAtOrAfter(d time.Duration) int64 {
+	// ceil(d[ns] * den / (num * 1e9))
+	n := new(big.Int).Mul(big.NewInt(int64(d)), big.NewInt(x.TBDen))
+	q, m := new(big.Int).DivMod(n, big.NewInt(x.TBNum*1_000_000_000), new(big.Int))
+	if m.Sign() != 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	return q.Int64()
+}
+
+// cmpMidpoint compares d with the midpoint of timestamps a and b, without
+// rounding: -1, 0 or 1 as d is before, at or after it.
+func (x *FrameIndex) cmpMidpoint(d time.Duration, a, b int64) int {
+	l := new(big.Int).Mul(big.NewInt(2*int64(d)), big.NewInt(x.TBDen))
+	r := new(big.Int).Mul(big.NewInt(a+b), big.NewInt(x.TBNum*1_000_000_000))
+	return l.Cmp(r)
+}
+
+// roundDiv divides, rounding halves away from zero (av_rescale's rounding).
+func roundDiv(a, b *big.Int) *big.Int {
+	q, m := new(big.Int).QuoRem(a, b, new(big.Int))
+	m2 := new(big.Int).Abs(m)
+	m2.Lsh(m2, 1)
+	if m2.Cmp(new(big.Int).Abs(b)) >= 0 {
+		if a.Sign()*b.Sign() < 0 {
+			q.Sub(q, big.NewInt(1))
+		} else {
+			q.Add(q, big.NewInt(1))
+		}
+	}
+	return q
+}
+
+// AtOrAfter returns the first frame whose presentation time is at or after
+// t (compared exactly, in the stream's ticks), or the last frame when t is
+// past it.
+func (x *FrameIndex) AtOrAfter(t time.Duration) int {
+	ticks := x.ticksAtOrAfter(t)
+	i := sort.Search(len(x.pts), func(i int) bool { return x.pts[i] >= ticks })
+	return min(i, len(x.pts)-1)
+}
+
+// KeyAtOrBefore returns the last keyframe shown at or before frame i, or -1
+// when there is none (a stream that does not start with a keyframe).
+func (x *FrameIndex) KeyAtOrBefore(i int) int {
+	k := sort.SearchInts(x.keys, i+1) - 1
+	if k < 0 {
+		return -1
+	}
+	return x.keys[k]
+}
+
+// NearestKey returns the keyframe whose time is nearest t; a tie goes to
+// the later one. It returns -1 when the stream has no keyframe.
+func (x *FrameIndex) NearestKey(t time.Duration) int {
+	if len(x.keys) == 0 {
+		return -1
+	}
+	ticks := x.ticksAtOrAfter(t)
+	k := sort.Search(len(x.keys), func(k int) bool { return x.pts[x.keys[k]] >= ticks })
+	switch {
+	case k == 0:
+		return x.keys[0]
+	case k == len(x.keys):
+		return x.keys[k-1]
+	}
+	before, after := x.keys[k-1], x.keys[k]
+	if x.cmpMidpoint(t, x.pts[before], x.pts[after]) < 0 {
+		return before
+	}
+	return after
+}
+
+// keysBetween counts the keyframes among frames [i, j].
+func (x *FrameIndex) keysBetween(i, j int) int {
+	return sort.SearchInts(x.keys, j+1) - sort.SearchInts(x.keys, i)
+}
+
+// Index lists the frames of the video stream of src (stream is its index
+// among all streams, tb its time base). It streams ffprobe's output, so
+// memory stays at about 21 bytes a frame; past MaxIndexFrames it gives up.
+func (r Runner) Index(ctx context.Context, src string, stream int, tbNum, tbDen int64) (*FrameIndex, error) {
+	cmd := exec.CommandContext(ctx, r.FFprobe, IndexArgs(src, stream)...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 3 * time.Second
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, &ExecError{Tool: r.FFprobe, Err: err}
+	}
+	x, perr := ReadIndex(out, tbNum, tbDen, MaxIndexFrames)
+	if perr != nil {
+		_ = cmd.Process.Kill()
+	}
+	werr := cmd.Wait()
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case perr != nil:
+		return nil, perr
+	case werr != nil:
+		return nil, &ExecError{Tool: r.FFprobe, Err: werr, Tail: tail(errb.Bytes(), 3)}
+	}
+	return x, nil
+}

@@ -1,0 +1,393 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thumbd/thumbd/internal/frametest"
+)
+
+// A trap clip is 320x240: testsrc2 under a 40-row band in which each frame
+// paints its sequence number (frametest reads it back), so that a test can
+// tell which frame an image shows without trusting what thumbd reports.
+type trapClip struct {
+	rate   string  // frame rate of the generated frames
+	frames int     // how many
+	x264   string  // -x264-params
+	setpts string  // optional: new timestamps (seconds, of N), for variable frame rate
+	audio  float64 // seconds of audio; 0: none
+	format string  // muxer; default mp4
+	extra  []string
+}
+
+func makeTrapClip(t *testing.T, c trapClip) string {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed")
+	}
+	rate, _ := strconv.ParseFloat(c.rate, 64)
+	dur := float64(c.frames)/rate + 1
+	graph := fmt.Sprintf("[1:v][0:v]vstack=inputs=2,trim=end_frame=%d", c.frames)
+	if c.setpts != "" {
+		graph += ",settb=1/1000,setpts='(" + c.setpts + ")/TB'"
+	}
+	args := []string{"-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=s=320x200:r=%s:d=%g,format=yuv420p", c.rate, dur),
+		"-f", "lavfi", "-i", frametest.BandFilter(320, 40, 8, c.rate, dur)}
+	if c.audio > 0 {
+		args = append(args, "-f", "lavfi", "-i", fmt.Sprintf("sine=d=%g", c.audio))
+	}
+	args = append(args, "-filter_complex", graph+"[v]", "-map", "[v]")
+	if c.audio > 0 {
+		args = append(args, "-map", "2:a", "-c:a", "aac")
+	}
+	args = append(args, "-c:v", "libx264", "-preset", "ultrafast", "-x264-params", c.x264, "-fps_mode", "passthrough")
+	if c.setpts != "" {
+		args = append(args, "-enc_time_base:v", "1:1000")
+	}
+	args = append(args, c.extra...)
+	ext := "mp4"
+	if c.format != "" {
+		args = append(args, "-f", c.format)
+		ext = "ts"
+	}
+	out := filepath.Join(t.TempDir(), "clip."+ext)
+	args = append(args, out)
+	if b, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
+		t.Fatalf("making the clip: %v\n%s", err, b)
+	}
+	return out
+}
+
+// shownFrame is a frame as a decoder presents it: the ground truth a trap
+// is checked against, read with ffprobe's decoder rather than thumbd's
+// packet index.
+type shownFrame struct {
+	t   float64
+	key bool
+}
+
+func shownFrames(t *testing.T, src string) []shownFrame {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "frame=pts_time,key_frame", "-of", "csv=p=0", src).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fs []shownFrame
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(strings.TrimSpace(l), ",")
+		if len(f) < 2 || (f[0] != "0" && f[0] != "1") {
+			continue // side data
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			t.Fatalf("ffprobe frame line %q", l)
+		}
+		fs = append(fs, shownFrame{t: v, key: f[0] == "1"})
+	}
+	return fs
+}
+
+// expect is the frame that a time (seconds on the source's clock) must get.
+func expect(fs []shownFrame, at float64, acc Accuracy) int {
+	if acc == AccuracyKeyframe {
+		best := -1
+		for i, f := range fs {
+			if f.key && (best < 0 || math.Abs(f.t-at) <= math.Abs(fs[best].t-at)+1e-9) {
+				best = i
+			}
+		}
+		return best
+	}
+	for i, f := range fs {
+		if f.t >= at-1e-6 {
+			return i
+		}
+	}
+	return len(fs) - 1
+}
+
+// runOutputs plans outputs the way a task does (probe, index, planOutput,
+// frameRequests), extracts them, and returns the frames with what each
+// image shows.
+func runOutputs(t *testing.T, src string, outputs []Output, indexed bool) (Media, []*plannedFrame, []int) {
+	t.Helper()
+	ctx := context.Background()
+	r := Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
+	m, err := r.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x *FrameIndex
+	if indexed {
+		if x, err = r.Index(ctx, src, m.Stream, m.TBNum, m.TBDen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	var plans []*outputPlan
+	for i, o := range outputs {
+		if o.Width == 0 {
+			o.Width, o.Format = 160, PNG
+		}
+		p, err := planOutput(i, o, AccuracyExact, m, x, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plans = append(plans, p)
+	}
+	reqs, frames, _ := frameRequests(plans, m)
+	scratch := filepath.Join(dir, "scratch")
+	os.MkdirAll(scratch, 0o755)
+	ex := &Extractor{Runner: r, Workers: 2, Dir: scratch}
+	res, _, err := ex.Extract(ctx, src, m, x, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shows := make([]int, len(frames))
+	for i, f := range frames {
+		f.info = FrameInfo{PTS: res[i].Frame.PTS - m.VideoStart, Keyframe: res[i].Frame.Keyframe}
+		f.strategy = res[i].Strategy
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _, err := frametest.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := frametest.Band{Rect: img.Bounds(), SrcH: 240, BandH: 40}.FrameNumber(img)
+		if err != nil {
+			t.Fatalf("%s: %v", f.file, err)
+		}
+		shows[i] = n
+	}
+	return m, frames, shows
+}
+
+func dur(s float64) *time.Duration { d := time.Duration(s * float64(time.Second)); return &d }
+func frac(f float64) *float64      { return &f }
+func frameNo(n int64) *int64       { return &n }
+
+// TestTraps checks, on clips made for each trap the issue lists, that
+// every image shows the frame it must (the first frame at or after the
+// time in exact mode, the nearest keyframe in keyframe mode), that thumbd
+// reports that frame's time and keyframe flag, and that the planned runs
+// deliver every frame without falling back to input seeks.
+func TestTraps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("makes clips with ffmpeg")
+	}
+	// bframes: B-frames everywhere (a frame asked for is often a B-frame,
+	// shown before the anchor decoded ahead of it).
+	bframes := trapClip{rate: "25", frames: 50, x264: "keyint=25:min-keyint=25:scenecut=0:bframes=3:b-pyramid=normal"}
+	series := func(iv float64, acc Accuracy) Output {
+		return Output{Kind: KindThumbnails, Interval: *dur(iv), Accuracy: acc}
+	}
+	// Single thumbnails get their own rendering, so that a run has branches
+	// of different sizes and formats.
+	single := func(o Output) Output { o.Kind, o.Width, o.Format = KindThumbnail, 96, WebP; return o }
+	both := func(os ...Output) []Output {
+		var out []Output
+		for _, o := range os {
+			out = append(out, o)
+			k := o
+			k.Accuracy = AccuracyKeyframe
+			out = append(out, k)
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		clip    trapClip
+		outputs []Output
+		noIndex bool
+		check   func(t *testing.T, m Media, fs []shownFrame)
+	}{
+		{
+			name: "requests at and past the last frame", clip: bframes,
+			outputs: both(series(0.1, ""), single(Output{StartTime: dur(1.96)}), single(Output{StartTime: dur(1.97)}),
+				single(Output{StartTime: dur(5)}), single(Output{Time: frac(1)}), single(Output{FrameNumber: frameNo(49)}),
+				single(Output{FrameNumber: frameNo(60)})),
+		},
+		{
+			name: "the container lasts longer than the video",
+			clip: trapClip{rate: "25", frames: 25, x264: "keyint=10:bframes=2", audio: 3},
+			outputs: both(series(0.2, ""), single(Output{Time: frac(1)}), single(Output{Time: frac(0.5)}),
+				single(Output{StartTime: dur(2.5)})),
+			check: func(t *testing.T, m Media, fs []shownFrame) {
+				if d := m.Duration().Seconds(); math.Abs(d-1) > 0.001 {
+					t.Errorf("duration %.3fs, want the video's 1s, not the audio's 3s", d)
+				}
+			},
+		},
+		{
+			name: "an MPEG-TS stream that starts at 10 s",
+			clip: trapClip{rate: "25", frames: 50, x264: "keyint=12:bframes=2", format: "mpegts", extra: []string{"-output_ts_offset", "10"}},
+			outputs: both(series(0.2, ""), single(Output{StartTime: dur(0)}), single(Output{FrameNumber: frameNo(13)}),
+				single(Output{Time: frac(1)})),
+			check: func(t *testing.T, m Media, fs []shownFrame) {
+				if m.VideoStart < 10*time.Second {
+					t.Errorf("video starts at %v, want 10s or later", m.VideoStart)
+				}
+			},
+		},
+		{
+			name: "variable frame rate",
+			clip: trapClip{rate: "25", frames: 90, x264: "keyint=20:bframes=2",
+				setpts: "if(lt(N,30),N*0.04,if(lt(N,60),1.2+(N-30)*0.1,4.2+(N-60)*0.02))"},
+			outputs: both(series(0.15, ""), single(Output{StartTime: dur(1.25)}), single(Output{FrameNumber: frameNo(45)})),
+			check: func(t *testing.T, m Media, fs []shownFrame) {
+				if math.Abs(fs[45].t-2.7) > 0.001 {
+					t.Errorf("frame 45 at %.3fs: the clip is not the variable-rate clip the test means", fs[45].t)
+				}
+			},
+		},
+		{
+			name: "open GOPs",
+			clip: trapClip{rate: "25", frames: 60, x264: "keyint=12:min-keyint=12:scenecut=0:open-gop=1:bframes=3:b-pyramid=normal"},
+			outputs: both(series(0.04, ""), single(Output{StartTime: dur(0.41)}), single(Output{StartTime: dur(0.44)}),
+				single(Output{StartTime: dur(0.89)}), single(Output{StartTime: dur(1.4)})),
+		},
+		{
+			name: "a 0.3 s clip",
+			clip: trapClip{rate: "30", frames: 9, x264: "bframes=2"},
+			outputs: both(series(0.1, ""), single(Output{Time: frac(0.5)}), single(Output{Time: frac(1)}),
+				single(Output{StartTime: dur(0.29)}), single(Output{StartTime: dur(0.3)}), single(Output{StartTime: dur(1)})),
+		},
+		{
+			name: "one keyframe only",
+			clip: trapClip{rate: "25", frames: 75, x264: "keyint=1000:min-keyint=1000:scenecut=0:bframes=2"},
+			outputs: both(series(0.5, ""), single(Output{StartTime: dur(2.9)})),
+		},
+		{
+			name: "without an index: input seeks", clip: bframes, noIndex: true,
+			outputs: []Output{series(0.1, ""), single(Output{StartTime: dur(1.97)}), single(Output{StartTime: dur(5)}),
+				single(Output{Time: frac(1)})},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := makeTrapClip(t, tt.clip)
+			fs := shownFrames(t, src)
+			m, frames, shows := runOutputs(t, src, tt.outputs, !tt.noIndex)
+			if tt.check != nil {
+				tt.check(t, m, fs)
+			}
+			start := m.VideoStart.Seconds()
+			for i, f := range frames {
+				acc := f.want.Accuracy
+				at := start + f.requested.Seconds()
+				want := expect(fs, at, acc)
+				what := fmt.Sprintf("%s at %.3fs", acc, f.requested.Seconds())
+				if shows[i] != want {
+					t.Errorf("%s: the image shows frame %d (%.3fs), want frame %d (%.3fs)", what, shows[i], fs[shows[i]].t-start, want, fs[want].t-start)
+					continue
+				}
+				if got := f.info.PTS.Seconds() + start; math.Abs(got-fs[want].t) > 0.0015 {
+					t.Errorf("%s: reported time %.4fs, but the image is frame %d at %.4fs", what, got-start, want, fs[want].t-start)
+				}
+				if f.info.Keyframe != fs[want].key {
+					t.Errorf("%s: reported keyframe %v, frame %d is keyframe %v", what, f.info.Keyframe, want, fs[want].key)
+				}
+				switch {
+				case tt.noIndex && f.strategy != StrategyInputSeek:
+					t.Errorf("%s: strategy %s without an index", what, f.strategy)
+				case !tt.noIndex && (f.strategy == StrategyInputSeek || f.strategy == StrategyTail):
+					t.Errorf("%s: strategy %s: the planned run did not deliver it", what, f.strategy)
+				case acc == AccuracyKeyframe && !tt.noIndex && !f.info.Keyframe:
+					t.Errorf("%s: not a keyframe", what)
+				}
+			}
+		})
+	}
+}
+
+// TestKeepExprWithFFmpeg runs the demuxing half of a job on a real clip and
+// checks that exactly the packets of its spans come out, in decode order.
+func TestKeepExprWithFFmpeg(t *testing.T) {
+	if testing.Short() {
+		t.Skip("makes a clip with ffmpeg")
+	}
+	src := makeTrapClip(t, trapClip{rate: "25", frames: 50, x264: "keyint=10:min-keyint=10:scenecut=0:bframes=2"})
+	ctx := context.Background()
+	r := Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
+	m, err := r.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := r.Index(ctx, src, m.Stream, m.TBNum, m.TBDen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spans: keyframe 10 alone, and keyframe 20 up to frame 24 (a B-frame).
+	f24 := x.AtOrAfter(960 * time.Millisecond)
+	if x.Anchor(f24) || x.PTS(f24) == 0 {
+		t.Fatalf("frame 24 is an anchor: the clip is not the one the test means")
+	}
+	expr := KeepExpr([]int64{x.Pos(10), x.Pos(20)}, []int64{x.Pos(10), x.Pos(f24)})
+	out, err := exec.Command("sh", "-c", fmt.Sprintf("%s | ffprobe -v error -show_entries packet=pts_time,flags -of csv=p=0 -",
+		shellJoin(append([]string{"ffmpeg"}, CopyArgs(src, m.Stream, 0, 3*time.Second, expr)...)))).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		ts, _, _ := strings.Cut(l, ",")
+		v, _ := strconv.ParseFloat(ts, 64)
+		got = append(got, strconv.Itoa(int(math.Round(v*25))))
+	}
+	// Decode order from 20 to 24: I20, P23, B21, B22, P26, B24.
+	var want []string
+	for i := range x.Len() {
+		if i == 10 || (x.Decode(i) >= x.Decode(20) && x.Decode(i) <= x.Decode(f24)) {
+			want = append(want, fmt.Sprint(i))
+		}
+	}
+	wantDecode := make([]string, len(want))
+	copy(wantDecode, want)
+	// want is in presentation order; the packets come in decode order.
+	order := func(s []string) string {
+		type p struct {
+			n, d int
+		}
+		var ps []p
+		for _, v := range s {
+			n, _ := strconv.Atoi(v)
+			ps = append(ps, p{n, x.Decode(n)})
+		}
+		for i := range ps {
+			for j := i + 1; j < len(ps); j++ {
+				if ps[j].d < ps[i].d {
+					ps[i], ps[j] = ps[j], ps[i]
+				}
+			}
+		}
+		var b bytes.Buffer
+		for _, q := range ps {
+			fmt.Fprint(&b, q.n, " ")
+		}
+		return b.String()
+	}
+	if strings.Join(got, " ")+" " != order(wantDecode) {
+		t.Errorf("packets kept %v, want %s", got, order(wantDecode))
+	}
+}
+
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
