@@ -17,10 +17,10 @@ import (
 )
 
 // FrameIndex lists the frames of a video stream in presentation order, as
-// the container's packets describe them: their presentation timestamps, which
-// are keyframes, and which are anchors. It is what the planner decides
-// with, and it comes from one ffprobe run that reads the packets without
-// decoding them.
+// the container's packets describe them: their presentation timestamps,
+// which are keyframes, where each packet comes in decode order and where it
+// lies in the file. It is what the planner decides with, and it comes from
+// one ffprobe run that reads the packets without decoding them.
 //
 // Times are kept as integer timestamps in the stream's time base, so that a
 // frame is matched by its exact timestamp, never by a rounded float.
@@ -29,14 +29,9 @@ type FrameIndex struct {
 	pts          []int64 // presentation timestamps, ascending, unique
 	dec          []int32 // position of each frame's packet in decode order
 	pos          []int64 // byte position of each frame's packet in the file; -1 unknown
-	flags        []uint8 // frameKey, frameAnchor
+	key          []bool  // keyframes
 	keys         []int   // positions in pts of the keyframes, ascending
 }
-
-const (
-	frameKey    uint8 = 1 << iota // a keyframe: decoding can start here
-	frameAnchor                   // decoded before every frame shown after it: an I or P frame, never a B-frame
-)
 
 // MaxIndexFrames bounds the frames an index holds (about 21 bytes each), so
 // that a day-long source cannot exhaust memory; longer sources are planned
@@ -58,21 +53,18 @@ func IndexArgs(src string, stream int) []string {
 
 // ReadIndex parses IndexArgs' output: packets in decode order. A packet
 // without a timestamp, or one flagged D (discarded: before the start of an
-// edit list) is not a frame that can be shown and is left out. A packet
-// whose timestamp is higher than every earlier packet's is an anchor; the
-// B-frames that follow it in decode order are shown before it.
+// edit list) is not a frame that can be shown and is left out.
 func ReadIndex(r io.Reader, tbNum, tbDen int64, limit int) (*FrameIndex, error) {
 	if tbNum <= 0 || tbDen <= 0 {
 		return nil, fmt.Errorf("invalid time base %d/%d", tbNum, tbDen)
 	}
 	type pkt struct {
-		pts   int64
-		pos   int64
-		dec   int32
-		flags uint8
+		pts int64
+		pos int64
+		dec int32
+		key bool
 	}
 	var pkts []pkt
-	maxPTS := int64(-1 << 62)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), 64*1024)
 	for sc.Scan() {
@@ -93,18 +85,10 @@ func ReadIndex(r io.Reader, tbNum, tbDen int64, limit int) (*FrameIndex, error) 
 		if bytes.IndexByte(flags, 'D') >= 0 {
 			continue
 		}
-		var f uint8
-		if bytes.IndexByte(flags, 'K') >= 0 {
-			f |= frameKey
-		}
-		if pts > maxPTS {
-			f |= frameAnchor
-			maxPTS = pts
-		}
 		if limit > 0 && len(pkts) >= limit {
 			return nil, errIndexTooLong
 		}
-		pkts = append(pkts, pkt{pts, pos, int32(len(pkts)), f})
+		pkts = append(pkts, pkt{pts, pos, int32(len(pkts)), bytes.IndexByte(flags, 'K') >= 0})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -114,20 +98,18 @@ func ReadIndex(r io.Reader, tbNum, tbDen int64, limit int) (*FrameIndex, error) 
 	}
 	slices.SortStableFunc(pkts, func(a, b pkt) int { return cmpInt64(a.pts, b.pts) })
 	x := &FrameIndex{TBNum: tbNum, TBDen: tbDen, pts: make([]int64, 0, len(pkts)),
-		dec: make([]int32, 0, len(pkts)), pos: make([]int64, 0, len(pkts)), flags: make([]uint8, 0, len(pkts))}
+		dec: make([]int32, 0, len(pkts)), pos: make([]int64, 0, len(pkts)), key: make([]bool, 0, len(pkts))}
 	for _, p := range pkts {
 		if n := len(x.pts); n > 0 && x.pts[n-1] == p.pts {
-			x.flags[n-1] |= p.flags
-			x.dec[n-1] = max(x.dec[n-1], p.dec)
-			continue
+			continue // the same timestamp twice: the first packet stands for the frame
 		}
-		if p.flags&frameKey != 0 {
+		if p.key {
 			x.keys = append(x.keys, len(x.pts))
 		}
 		x.pts = append(x.pts, p.pts)
 		x.dec = append(x.dec, p.dec)
 		x.pos = append(x.pos, p.pos)
-		x.flags = append(x.flags, p.flags)
+		x.key = append(x.key, p.key)
 	}
 	return x, nil
 }
@@ -178,11 +160,7 @@ func (x *FrameIndex) TimeFloor(i int) time.Duration {
 }
 
 // Key reports whether frame i is a keyframe.
-func (x *FrameIndex) Key(i int) bool { return x.flags[i]&frameKey != 0 }
-
-// Anchor reports whether frame i is an I or P frame (no B-frame depends on
-// being decoded before it is shown).
-func (x *FrameIndex) Anchor(i int) bool { return x.flags[i]&frameAnchor != 0 }
+func (x *FrameIndex) Key(i int) bool { return x.key[i] }
 
 // Decode is the position of frame i's packet in decode order.
 func (x *FrameIndex) Decode(i int) int { return int(x.dec[i]) }

@@ -32,7 +32,6 @@ func TestReadIndex(t *testing.T) {
 		limit    int
 		pts      []int64
 		keys     []int
-		anchors  []int
 		decode   []int
 		pos      []int64
 		wantErr  error
@@ -40,19 +39,19 @@ func TestReadIndex(t *testing.T) {
 	}{
 		{
 			name: "B-frames come after their anchor in decode order", lines: bframes,
-			pts: []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, keys: []int{0, 6}, anchors: []int{0, 3, 6, 9},
+			pts: []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, keys: []int{0, 6},
 			decode: []int{0, 2, 3, 1, 5, 6, 4, 8, 9, 7},
 			pos:    []int64{100, 300, 400, 200, 600, 700, 500, 900, 1000, 800},
 		},
 		{
 			name:  "packets without a timestamp, discarded ones and blank lines are not frames",
 			lines: []string{"N/A,50,K_", "-2,60,KD", "0,100,K_", "", "2,200,__", "1,300,__"},
-			pts:   []int64{0, 1, 2}, keys: []int{0}, anchors: []int{0, 2}, decode: []int{0, 2, 1}, pos: []int64{100, 300, 200},
+			pts:   []int64{0, 1, 2}, keys: []int{0}, decode: []int{0, 2, 1}, pos: []int64{100, 300, 200},
 		},
 		{
 			name:  "a packet without a position is kept, at -1",
 			lines: []string{"0,N/A,K__", "1,N/A,___"},
-			pts:   []int64{0, 1}, keys: []int{0}, anchors: []int{0, 1}, decode: []int{0, 1}, pos: []int64{-1, -1},
+			pts:   []int64{0, 1}, keys: []int{0}, decode: []int{0, 1}, pos: []int64{-1, -1},
 		},
 		{name: "too many frames", lines: bframes, limit: 5, wantErr: errIndexTooLong},
 		{name: "no packets", lines: []string{"N/A,1,K_"}, errMatch: "no packets"},
@@ -70,7 +69,7 @@ func TestReadIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 			var pts, pos []int64
-			var keys, anchors, decode []int
+			var keys, decode []int
 			for i := range x.Len() {
 				pts = append(pts, x.PTS(i))
 				pos = append(pos, x.Pos(i))
@@ -78,14 +77,9 @@ func TestReadIndex(t *testing.T) {
 				if x.Key(i) {
 					keys = append(keys, i)
 				}
-				if x.Anchor(i) {
-					anchors = append(anchors, i)
-				}
 			}
-			if !slices.Equal(pts, tt.pts) || !slices.Equal(keys, tt.keys) || !slices.Equal(anchors, tt.anchors) ||
-				!slices.Equal(decode, tt.decode) || !slices.Equal(pos, tt.pos) {
-				t.Errorf("pts %v keys %v anchors %v decode %v pos %v\nwant %v %v %v %v %v",
-					pts, keys, anchors, decode, pos, tt.pts, tt.keys, tt.anchors, tt.decode, tt.pos)
+			if !slices.Equal(pts, tt.pts) || !slices.Equal(keys, tt.keys) || !slices.Equal(decode, tt.decode) || !slices.Equal(pos, tt.pos) {
+				t.Errorf("pts %v keys %v decode %v pos %v\nwant %v %v %v %v", pts, keys, decode, pos, tt.pts, tt.keys, tt.decode, tt.pos)
 			}
 			if x.Keyframes() != len(tt.keys) {
 				t.Errorf("Keyframes() = %d", x.Keyframes())

@@ -62,16 +62,6 @@ func inSet(v string, sorted []int64) string {
 	return fmt.Sprintf("if(lt(%s,%d),%s,%s)", v, sorted[mid], inSet(v, sorted[:mid]), inSet(v, sorted[mid:]))
 }
 
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // inWindows builds an expression that is 1 when v falls in one of the
 // sorted, disjoint windows and 0 otherwise, as a balanced tree of
 // comparisons: log2(n) of them per evaluation.
