@@ -328,7 +328,7 @@ func runChild(ctx context.Context, method, src, out string, interval, dur float6
 		if method == "thumbd-keyframe" {
 			acc = engine.AccuracyKeyframe
 		}
-		x, err := runner.Index(ctx, src, m.Stream, m.TBNum, m.TBDen)
+		x, err := runner.Index(ctx, src, m, runtime.NumCPU())
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -270,34 +271,149 @@ func (x *FrameIndex) keysBetween(i, j int) int {
 	return sort.SearchInts(x.keys, j+1) - sort.SearchInts(x.keys, i)
 }
 
-// Index lists the frames of the video stream of src (stream is its index
-// among all streams, tb its time base). It streams ffprobe's output, so
-// memory stays at about 21 bytes a frame; past MaxIndexFrames it gives up.
-func (r Runner) Index(ctx context.Context, src string, stream int, tbNum, tbDen int64) (*FrameIndex, error) {
-	cmd := exec.CommandContext(ctx, r.FFprobe, IndexArgs(src, stream)...)
+// Index lists the frames of the video stream of src as m describes it.
+// With parts > 1, a long source is read by that many ffprobe processes at
+// once, each from a point in time to a little past the next one; their
+// lists are joined where the next one starts (matched by byte position).
+// If they do not join, the source is read again in one piece.
+func (r Runner) Index(ctx context.Context, src string, m Media, parts int) (*FrameIndex, error) {
+	if parts > 1 && m.Duration() >= 30*time.Second {
+		x, err := r.indexParts(ctx, src, m, parts)
+		if err == nil || ctx.Err() != nil || errors.Is(err, errIndexTooLong) {
+			return x, err
+		}
+	}
+	l, err := r.indexLines(ctx, src, m.Stream, "")
+	if err != nil {
+		return nil, err
+	}
+	return ReadIndex(bytes.NewReader(l.data), m.TBNum, m.TBDen, MaxIndexFrames)
+}
+
+// errNoJoin is a part of a split index that does not start inside the part
+// before it.
+var errNoJoin = errors.New("index parts do not join")
+
+func (r Runner) indexParts(ctx context.Context, src string, m Media, parts int) (*FrameIndex, error) {
+	dur := m.Duration()
+	at := func(i int) time.Duration { return m.VideoStart + time.Duration(int64(dur)*int64(i)/int64(parts)) }
+	// Each part reads on 2 s past where the next one starts, so that the
+	// keyframe the next one starts from is in both.
+	const overlap = 2 * time.Second
+	results := make([]lines, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		interval := ""
+		if i > 0 {
+			interval = formatSeconds(at(i))
+		}
+		interval += "%"
+		if i < parts-1 {
+			interval += formatSeconds(at(i+1) + overlap)
+		}
+		wg.Go(func() { results[i], errs[i] = r.indexLines(ctx, src, m.Stream, interval) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	joined := results[0]
+	for _, next := range results[1:] {
+		if len(next.starts) == 0 {
+			return nil, errNoJoin
+		}
+		pos := next.pos(0)
+		k := -1
+		for i := len(joined.starts) - 1; i >= 0 && pos >= 0; i-- {
+			if joined.pos(i) == pos {
+				k = i
+				break
+			}
+		}
+		if k < 0 {
+			return nil, errNoJoin
+		}
+		cut := joined.starts[k]
+		joined.data = append(joined.data[:cut], next.data...)
+		joined.starts = joined.starts[:k]
+		for _, st := range next.starts {
+			joined.starts = append(joined.starts, cut+st)
+		}
+	}
+	return ReadIndex(bytes.NewReader(joined.data), m.TBNum, m.TBDen, MaxIndexFrames)
+}
+
+// lines is ffprobe's output, newline-terminated lines, with where each
+// starts: about 30 bytes a packet.
+type lines struct {
+	data   []byte
+	starts []int
+}
+
+// pos is the byte position in line i, or -1.
+func (l lines) pos(i int) int64 {
+	end := len(l.data)
+	if i+1 < len(l.starts) {
+		end = l.starts[i+1]
+	}
+	_, rest, _ := bytes.Cut(l.data[l.starts[i]:end], []byte(","))
+	p, _, _ := bytes.Cut(rest, []byte(","))
+	v, err := strconv.ParseInt(string(p), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// indexLines runs ffprobe over one read interval of src ("" for all of it)
+// and returns its lines. It gives up past MaxIndexFrames lines, so memory
+// stays bounded.
+func (r Runner) indexLines(ctx context.Context, src string, stream int, interval string) (lines, error) {
+	args := IndexArgs(src, stream)
+	if interval != "" {
+		args = append(args[:len(args)-1], "-read_intervals", interval, src)
+	}
+	cmd := exec.CommandContext(ctx, r.FFprobe, args...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 3 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return lines{}, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, &ExecError{Tool: r.FFprobe, Err: err}
+		return lines{}, &ExecError{Tool: r.FFprobe, Err: err}
 	}
-	x, perr := ReadIndex(out, tbNum, tbDen, MaxIndexFrames)
-	if perr != nil {
-		_ = cmd.Process.Kill()
+	var l lines
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 4096), 64*1024)
+	var perr error
+	for sc.Scan() {
+		if len(l.starts) > MaxIndexFrames+1000 {
+			perr = errIndexTooLong
+			_ = cmd.Process.Kill()
+			break
+		}
+		if b := bytes.TrimSpace(sc.Bytes()); len(b) > 0 {
+			l.starts = append(l.starts, len(l.data))
+			l.data = append(append(l.data, b...), '\n')
+		}
+	}
+	if perr == nil {
+		perr = sc.Err()
 	}
 	werr := cmd.Wait()
 	switch {
 	case ctx.Err() != nil:
-		return nil, ctx.Err()
+		return lines{}, ctx.Err()
 	case perr != nil:
-		return nil, perr
+		return lines{}, perr
 	case werr != nil:
-		return nil, &ExecError{Tool: r.FFprobe, Err: werr, Tail: tail(errb.Bytes(), 3)}
+		return lines{}, &ExecError{Tool: r.FFprobe, Err: werr, Tail: tail(errb.Bytes(), 3)}
 	}
-	return x, nil
+	return l, nil
 }

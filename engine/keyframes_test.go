@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -163,5 +164,39 @@ func TestFrameIndexLookups(t *testing.T) {
 	noPos := IndexFromPackets(1, 25, "0,N/A,K_")
 	if noPos.Positioned() {
 		t.Error("an index without positions says it has them")
+	}
+}
+
+// TestIndexInParts reads a source's index in one piece and in parts read
+// at once, and checks that they are the same.
+func TestIndexInParts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("makes a clip with ffmpeg")
+	}
+	for _, c := range []trapClip{
+		{rate: "25", frames: 1000, x264: "keyint=30:bframes=3:b-pyramid=normal"},
+		{rate: "25", frames: 1000, x264: "keyint=45:open-gop=1:bframes=2", format: "mpegts", extra: []string{"-output_ts_offset", "5"}},
+	} {
+		src := makeTrapClip(t, c)
+		ctx := context.Background()
+		r := Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
+		m, err := r.Probe(ctx, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole, err := r.Index(ctx, src, m, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, parts := range []int{2, 3} {
+			x, err := r.indexParts(ctx, src, m, parts)
+			if err != nil {
+				t.Fatalf("%s in %d parts: %v", c.format, parts, err)
+			}
+			if x.Len() != whole.Len() || x.Len() != 1000 || !slices.Equal(x.pts, whole.pts) || !slices.Equal(x.pos, whole.pos) ||
+				!slices.Equal(x.dec, whole.dec) || !slices.Equal(x.keys, whole.keys) {
+				t.Errorf("%s in %d parts: %d frames, %d keyframes; in one piece %d, %d", c.format, parts, x.Len(), x.Keyframes(), whole.Len(), whole.Keyframes())
+			}
+		}
 	}
 }

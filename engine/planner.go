@@ -100,7 +100,7 @@ type Plan struct {
 
 // PlanOptions tune the planner.
 type PlanOptions struct {
-	Workers  int // jobs that can run at once; the work is split into about this many
+	Workers  int // jobs that can run at once; the work is split into up to twice this many
 	MaxSpans int // most spans in one job (bounds the length of its filter expressions); default 1000
 	MaxSeeks int // most input seeks in one process (each holds a demuxer and a decoder); default 4
 }
@@ -113,6 +113,11 @@ const (
 	costKey   = 3.0
 	costFrame = 1.0
 	costRead  = 0.01
+
+	// minJobCost is the least work worth a job of its own: starting two
+	// ffmpeg processes and opening the source costs about as much as
+	// decoding a few dozen frames.
+	minJobCost = 100.0
 )
 
 // PlanExtraction decides how to extract the frames wants ask for. With an
@@ -213,12 +218,22 @@ func PlanExtraction(x *FrameIndex, wants []Want, o PlanOptions) Plan {
 		prevEnd = x.Decode(s.Last)
 		total += costs[i]
 	}
-	target := total / float64(o.Workers)
+	// Twice as many jobs as workers (each worth at least minJobCost), so
+	// that a worker that finishes early takes another share instead of
+	// idling while the last job runs.
+	jobs := 1
+	if o.Workers > 1 {
+		jobs = max(1, min(2*o.Workers, int(total/minJobCost)))
+	}
+	left := total
 	var cur Job
 	for i, s := range spans {
-		full := cur.Cost+costs[i]/2 > target && len(p.Jobs) < o.Workers-1
+		// Each cut aims at an equal share of what is left.
+		target := left / float64(max(1, jobs-len(p.Jobs)))
+		full := cur.Cost+costs[i]/2 > target && len(p.Jobs) < jobs-1
 		if len(cur.Spans) > 0 && (full || len(cur.Spans) >= o.MaxSpans) {
 			p.Jobs = append(p.Jobs, cur)
+			left -= cur.Cost
 			cur = Job{}
 		}
 		cur.Spans = append(cur.Spans, s)

@@ -153,10 +153,11 @@ func TestPlanExtractionJobs(t *testing.T) {
 		spans             []int // per job
 	}{
 		{workers: 1, spans: []int{100}},
-		{workers: 2, spans: []int{50, 50}},
-		{workers: 3, spans: []int{33, 33, 34}},
-		{workers: 2, maxSpans: 30, spans: []int{30, 30, 30, 10}},
-		{workers: 200, spans: slices.Repeat([]int{1}, 100)},
+		{workers: 2, spans: []int{25, 25, 25, 25}},
+		{workers: 3, spans: []int{17, 16, 17, 17, 17, 16}},
+		{workers: 2, maxSpans: 20, spans: []int{20, 20, 20, 20, 20}},
+		// About 800 frames of work: no more than 8 jobs of at least 100.
+		{workers: 200, spans: []int{12, 13, 13, 12, 12, 13, 13, 12}},
 	}
 	for _, tt := range tests {
 		p := PlanExtraction(x, wants, PlanOptions{Workers: tt.workers, MaxSpans: tt.maxSpans})

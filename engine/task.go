@@ -166,12 +166,28 @@ func (e *Engine) index(ctx context.Context, token, src string, m Media) *FrameIn
 	if m.TBNum <= 0 || m.TBDen <= 0 {
 		return nil
 	}
+	// One ffprobe per free process slot (up to 4), each reading a part of
+	// the source: at least one slot, waiting for it, then whatever else
+	// is free now.
 	if err := e.acquire(ctx); err != nil {
 		return nil
 	}
-	defer e.release()
+	parts := 1
+	for free := true; free && parts < min(e.cfg.Workers, 4); {
+		select {
+		case e.procs <- struct{}{}:
+			parts++
+		default:
+			free = false
+		}
+	}
+	defer func() {
+		for range parts {
+			e.release()
+		}
+	}()
 	began := time.Now()
-	x, err := e.cfg.Runner.Index(ctx, src, m.Stream, m.TBNum, m.TBDen)
+	x, err := e.cfg.Runner.Index(ctx, src, m, parts)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Warn("source not indexed; every frame will be an input seek", "task", Redact(token), "err", err)

@@ -130,7 +130,7 @@ func runOutputs(t *testing.T, src string, outputs []Output, indexed bool) (Media
 	}
 	var x *FrameIndex
 	if indexed {
-		if x, err = r.Index(ctx, src, m.Stream, m.TBNum, m.TBDen); err != nil {
+		if x, err = r.Index(ctx, src, m, 2); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -328,7 +328,7 @@ func TestKeepExprWithFFmpeg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, err := r.Index(ctx, src, m.Stream, m.TBNum, m.TBDen)
+	x, err := r.Index(ctx, src, m, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
