@@ -95,6 +95,7 @@ type result struct {
 	want        int
 	framesOff   int // largest distance from the exact frame
 	misreported int // thumbd only: images whose reported time is not the frame they show
+	pollCPU     time.Duration // what measuring memory cost this process meanwhile
 	err         error
 }
 
@@ -132,8 +133,8 @@ func run(ctx context.Context, cache, only, onlyMethods, md string) error {
 			if r.err != nil {
 				fmt.Fprintf(os.Stderr, "%s %s: %v\n", s.name, m.name, r.err)
 			}
-			fmt.Fprintf(os.Stderr, "  wall %.2fs cpu %.2fs rss %dMB pss %dMB images %d/%d frames off %d\n",
-				r.wall.Seconds(), r.cpu.Seconds(), r.rss>>20, r.pss>>20, r.images, r.want, r.framesOff)
+			fmt.Fprintf(os.Stderr, "  wall %.2fs cpu %.2fs rss %dMB pss %dMB images %d/%d frames off %d (sampling cost %.2fs cpu)\n",
+				r.wall.Seconds(), r.cpu.Seconds(), r.rss>>20, r.pss>>20, r.images, r.want, r.framesOff, r.pollCPU.Seconds())
 			rs = append(rs, r)
 		}
 		byName := map[string]result{}
@@ -222,6 +223,8 @@ func measure(ctx context.Context, self, method string, s source, file string) re
 	cmd := exec.CommandContext(ctx, self, "-child", method, "-src", file, "-out", out,
 		"-interval", strconv.FormatFloat(s.interval, 'f', -1, 64), "-dur", strconv.FormatFloat(s.dur, 'f', -1, 64))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	var self0 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self0)
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
 		r.err = err
@@ -230,10 +233,10 @@ func measure(ctx context.Context, self, method string, s source, file string) re
 	stopPoll := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(20 * time.Millisecond)
+		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
-		for {
-			rss, pss := treeMemory(cmd.Process.Pid)
+		for n := 0; ; n++ {
+			rss, pss := treeMemory(cmd.Process.Pid, n%5 == 0)
 			r.rss, r.pss = max(r.rss, rss), max(r.pss, pss)
 			select {
 			case <-stopPoll:
@@ -249,6 +252,9 @@ func measure(ctx context.Context, self, method string, s source, file string) re
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
+	var self1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self1)
+	r.pollCPU = time.Duration(self1.Utime.Nano() - self0.Utime.Nano() + self1.Stime.Nano() - self0.Stime.Nano())
 	if err != nil {
 		r.err = err
 		return r
@@ -395,40 +401,28 @@ func runQuiet(ctx context.Context, args []string) error {
 	return cmd.Run()
 }
 
-// treeMemory sums the resident and proportional set sizes of pid and its
-// descendants.
-func treeMemory(pid int) (rss, pss int64) {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		pp, _ := strconv.Atoi(f[1])
-		children[pp] = append(children[pp], p)
-	}
+// treeMemory sums the resident set sizes of pid and its descendants, found
+// through /proc/PID/task/TID/children, and (withPSS: it costs more to read)
+// their proportional set sizes.
+func treeMemory(pid int, withPSS bool) (rss, pss int64) {
 	stack := []int{pid}
 	for len(stack) > 0 {
 		p := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		stack = append(stack, children[p]...)
-		rss += kbField("/proc/"+strconv.Itoa(p)+"/status", "VmRSS:")
-		pss += kbField("/proc/"+strconv.Itoa(p)+"/smaps_rollup", "Pss:")
+		dir := "/proc/" + strconv.Itoa(p)
+		tasks, _ := os.ReadDir(dir + "/task")
+		for _, t := range tasks {
+			b, _ := os.ReadFile(dir + "/task/" + t.Name() + "/children")
+			for _, f := range strings.Fields(string(b)) {
+				if c, err := strconv.Atoi(f); err == nil {
+					stack = append(stack, c)
+				}
+			}
+		}
+		rss += kbField(dir+"/status", "VmRSS:")
+		if withPSS {
+			pss += kbField(dir+"/smaps_rollup", "Pss:")
+		}
 	}
 	return rss, pss
 }
