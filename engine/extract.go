@@ -275,7 +275,7 @@ func (r *extraction) runSpans(ctx context.Context, j int, job Job) error {
 	copyArgs := CopyArgs(r.src, r.m.Stream, seek, dur, KeepExpr(starts, ends))
 
 	renders, who := r.renders(picks)
-	in := Input{Options: []string{"-threads", "1", "-f", "nut"}, URL: "pipe:0"}
+	in := Input{Options: []string{"-threads", "1", "-noautorotate", "-f", "nut"}, URL: "pipe:0"}
 	for b, rd := range renders {
 		ws := make([]Window, len(who[b]))
 		for i, pi := range who[b] {
@@ -339,7 +339,7 @@ func (r *extraction) runSeeks(ctx context.Context, name string, picks []int, s S
 	var outs []out
 	for i, pi := range picks {
 		p := r.plan.Picks[pi]
-		opts := []string{"-threads", "1"}
+		opts := []string{"-threads", "1", "-noautorotate"} // renders rotate (RotateFilter)
 		at := p.At
 		if p.Frame < 0 && p.Accuracy == AccuracyKeyframe {
 			// No index: the keyframe at or before the time.

@@ -24,7 +24,7 @@ type Grab struct {
 // overwriting the output with each frame.
 func LastFrameArgs(src string, g Grab) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-y", "-copyts",
-		"-threads", "1", "-sseof", "-3", "-i", src,
+		"-threads", "1", "-noautorotate", "-sseof", "-3", "-i", src,
 		"-map", "0:v:0", "-an", "-sn", "-dn"}
 	chain := "showinfo@g0"
 	if g.Filter != "" {

@@ -238,11 +238,15 @@ func frameRequests(plans []*outputPlan, m Media) ([]FrameRequest, []*plannedFram
 	var reqs []FrameRequest
 	var frames []*plannedFrame
 	var owner []*outputPlan
+	rotate := RotateFilter(m.Rotation)
+	if rotate != "" {
+		rotate += ","
+	}
 	for _, p := range plans {
-		rd := Render{Filter: FilterChain(p.geo, p.format, m.HDR()), Codec: CodecArgs(p.format, p.out.Quality), Ext: string(p.format)}
+		rd := Render{Filter: rotate + FilterChain(p.geo, p.format, m.HDR()), Codec: CodecArgs(p.format, p.out.Quality), Ext: string(p.format)}
 		if p.out.Sprite && p.out.Kind == KindThumbnails {
 			// Tiles stay lossless until their sheet is encoded, once.
-			rd = Render{Filter: FilterChain(p.geo, PNG, m.HDR()), Codec: CodecArgs(PNG, 0), Ext: string(PNG)}
+			rd = Render{Filter: rotate + FilterChain(p.geo, PNG, m.HDR()), Codec: CodecArgs(PNG, 0), Ext: string(PNG)}
 		}
 		for _, f := range p.frames {
 			reqs = append(reqs, FrameRequest{Want: f.want, Render: rd, Out: f.file})

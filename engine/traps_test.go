@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"image"
+	"image/color"
 	"math"
 	"os"
 	"os/exec"
@@ -27,6 +29,7 @@ type trapClip struct {
 	audio  float64 // seconds of audio; 0: none
 	format string  // muxer; default mp4
 	extra  []string
+	rotate int // display rotation written into the MP4, clockwise degrees
 }
 
 func makeTrapClip(t *testing.T, c trapClip) string {
@@ -65,7 +68,65 @@ func makeTrapClip(t *testing.T, c trapClip) string {
 	if b, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
 		t.Fatalf("making the clip: %v\n%s", err, b)
 	}
+	if c.rotate != 0 {
+		// The legacy tag is counter-clockwise in the matrix ffmpeg writes:
+		// rotate=90 makes players turn the picture 90° anticlockwise.
+		rot := filepath.Join(filepath.Dir(out), "rotated.mp4")
+		if b, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", out, "-c", "copy",
+			"-metadata:s:v:0", fmt.Sprintf("rotate=%d", (360-c.rotate)%360), rot).CombinedOutput(); err != nil {
+			t.Fatalf("rotating the clip: %v\n%s", err, b)
+		}
+		return rot
+	}
 	return out
+}
+
+// unrotated undoes a clockwise rotation of a picture, so that frametest
+// finds the band where the clip painted it.
+type unrotated struct {
+	image.Image
+	rot int
+}
+
+func (u unrotated) Bounds() image.Rectangle {
+	b := u.Image.Bounds()
+	if u.rot == 90 || u.rot == 270 {
+		return image.Rect(0, 0, b.Dy(), b.Dx())
+	}
+	return image.Rect(0, 0, b.Dx(), b.Dy())
+}
+
+func (u unrotated) At(x, y int) color.Color {
+	b := u.Image.Bounds()
+	switch u.rot {
+	case 90: // turned clockwise: the top row is now the right column
+		return u.Image.At(b.Min.X+b.Dx()-1-y, b.Min.Y+x)
+	case 180:
+		return u.Image.At(b.Min.X+b.Dx()-1-x, b.Min.Y+b.Dy()-1-y)
+	case 270:
+		return u.Image.At(b.Min.X+y, b.Min.Y+b.Dy()-1-x)
+	}
+	return u.Image.At(b.Min.X+x, b.Min.Y+y)
+}
+
+// frameShown reads the frame number painted in an image of a trap clip
+// shown with a clockwise rotation.
+func frameShown(t *testing.T, file string, rot int) int {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := frametest.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := unrotated{img, rot}
+	n, err := frametest.Band{Rect: u.Bounds(), SrcH: 240, BandH: 40}.FrameNumber(u)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return n
 }
 
 // shownFrame is a frame as a decoder presents it: the ground truth a trap
@@ -158,19 +219,7 @@ func runOutputs(t *testing.T, src string, outputs []Output, indexed bool) (Media
 	for i, f := range frames {
 		f.info = FrameInfo{PTS: res[i].Frame.PTS - m.VideoStart, Keyframe: res[i].Frame.Keyframe}
 		f.strategy = res[i].Strategy
-		b, err := os.ReadFile(f.file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, _, err := frametest.Decode(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := frametest.Band{Rect: img.Bounds(), SrcH: 240, BandH: 40}.FrameNumber(img)
-		if err != nil {
-			t.Fatalf("%s: %v", f.file, err)
-		}
-		shows[i] = n
+		shows[i] = frameShown(t, f.file, m.Rotation)
 	}
 	return m, frames, shows
 }
@@ -271,6 +320,30 @@ func TestTraps(t *testing.T) {
 			name:    "one keyframe only",
 			clip:    trapClip{rate: "25", frames: 75, x264: "keyint=1000:min-keyint=1000:scenecut=0:bframes=2"},
 			outputs: both(series(0.5, ""), single(Output{StartTime: dur(2.9)})),
+		},
+		{
+			name: "a picture a player turns 90° clockwise",
+			clip: trapClip{rate: "25", frames: 25, x264: "keyint=10:bframes=2", rotate: 90},
+			outputs: both(series(0.2, ""), single(Output{StartTime: dur(0.5)})),
+			check: func(t *testing.T, m Media, fs []shownFrame) {
+				// What ffmpeg's autorotate shows, the way thumbd reads it.
+				if m.Rotation != 90 {
+					t.Fatalf("rotation %d, want 90", m.Rotation)
+				}
+				ref := filepath.Join(t.TempDir(), "ref.png")
+				if b, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-ss", "0.5", "-i", makeTrapClip(t, trapClip{rate: "25", frames: 25, x264: "keyint=10:bframes=2", rotate: 90}),
+					"-frames:v", "1", ref).CombinedOutput(); err != nil {
+					t.Fatalf("%v: %s", err, b)
+				}
+				if n := frameShown(t, ref, m.Rotation); n != 13 {
+					t.Errorf("ffmpeg's own rotation shows frame %d read thumbd's way, want 13", n)
+				}
+			},
+		},
+		{
+			name: "a picture a player turns 270° clockwise, without an index",
+			clip: trapClip{rate: "25", frames: 25, x264: "keyint=10:bframes=2", rotate: 270}, noIndex: true,
+			outputs: []Output{series(0.2, ""), single(Output{StartTime: dur(0.5)})},
 		},
 		{
 			name: "without an index: input seeks", clip: bframes, noIndex: true,
