@@ -93,8 +93,8 @@ type result struct {
 	rss, pss    int64 // peak bytes, summed over the process tree
 	images      int
 	want        int
-	framesOff   int // largest distance from the exact frame
-	misreported int // thumbd only: images whose reported time is not the frame they show
+	framesOff   int           // largest distance from the exact frame
+	misreported int           // thumbd only: images whose reported time is not the frame they show
 	pollCPU     time.Duration // what measuring memory cost this process meanwhile
 	err         error
 }

@@ -322,8 +322,8 @@ func TestTraps(t *testing.T) {
 			outputs: both(series(0.5, ""), single(Output{StartTime: dur(2.9)})),
 		},
 		{
-			name: "a picture a player turns 90° clockwise",
-			clip: trapClip{rate: "25", frames: 25, x264: "keyint=10:bframes=2", rotate: 90},
+			name:    "a picture a player turns 90° clockwise",
+			clip:    trapClip{rate: "25", frames: 25, x264: "keyint=10:bframes=2", rotate: 90},
 			outputs: both(series(0.2, ""), single(Output{StartTime: dur(0.5)})),
 			check: func(t *testing.T, m Media, fs []shownFrame) {
 				// What ffmpeg's autorotate shows, the way thumbd reads it.
