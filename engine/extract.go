@@ -44,6 +44,10 @@ type Extractor struct {
 // followed.
 func (e *Extractor) Extract(ctx context.Context, src string, m Media, x *FrameIndex, reqs []FrameRequest) ([]FrameResult, Plan, error) {
 	workers := max(1, e.Workers)
+	maxSeeks := e.MaxSeeks
+	if maxSeeks <= 0 {
+		maxSeeks = 4
+	}
 	slots := e.Slots
 	if slots == nil {
 		slots = make(chan struct{}, workers)
@@ -52,7 +56,7 @@ func (e *Extractor) Extract(ctx context.Context, src string, m Media, x *FrameIn
 	for i, r := range reqs {
 		wants[i] = r.Want
 	}
-	plan := PlanExtraction(x, wants, PlanOptions{Workers: workers, MaxSeeks: e.MaxSeeks})
+	plan := PlanExtraction(x, wants, PlanOptions{Workers: workers, MaxSeeks: maxSeeks})
 	byPick := make([][]int, len(plan.Picks))
 	for i, pi := range plan.Want {
 		byPick[pi] = append(byPick[pi], i)
@@ -94,8 +98,8 @@ func (e *Extractor) Extract(ctx context.Context, src string, m Media, x *FrameIn
 			retry = append(retry, pi)
 		}
 	}
-	for s := 0; s < len(retry); s += max(1, e.MaxSeeks) {
-		chunk := retry[s:min(s+max(1, e.MaxSeeks), len(retry))]
+	for s := 0; s < len(retry); s += maxSeeks {
+		chunk := retry[s:min(s+maxSeeks, len(retry))]
 		if err := r.acquire(ctx); err != nil {
 			return nil, plan, err
 		}
