@@ -362,7 +362,7 @@ func runChild(ctx context.Context, method, src, out string, interval, dur float6
 			counts[r.Strategy]++
 			reported[i] = (r.Frame.PTS - m.VideoStart).Seconds()
 		}
-		fmt.Fprintf(os.Stderr, "  %d frames, %d keyframes indexed; %d jobs; strategies %v\n", x.Len(), x.Keyframes(), len(plan.Jobs), counts)
+		fmt.Fprintf(os.Stderr, "  %d frames, %d keyframes indexed; %d jobs; strategies %v\n", x.Frames(), x.Keyframes(), len(plan.Jobs), counts)
 		b, _ := json.Marshal(reported)
 		return os.WriteFile(filepath.Join(out, "results.json"), b, 0o644)
 	case "seeks":

@@ -276,14 +276,21 @@ func (r *extraction) runSpans(ctx context.Context, j int, job Job) error {
 	}
 	seek := max(0, first-r.m.Start-time.Millisecond)
 	dur := last - (r.m.Start + seek) + 500*time.Millisecond
-	copyArgs := CopyArgs(r.src, r.m.Stream, seek, dur, KeepExpr(starts, ends))
+	// NUT takes no negative timestamp: shift a stream that has some (the
+	// hidden start of an edit list) so that its first packet is at 0.
+	var off time.Duration
+	if x.PTS(0) < 0 {
+		off = (-x.TimeFloor(0) + time.Microsecond - 1).Truncate(time.Microsecond)
+	}
+	copyArgs := CopyArgs(r.src, r.m.Stream, seek, dur, off, KeepExpr(starts, ends))
 
 	renders, who := r.renders(picks)
 	in := Input{Options: []string{"-threads", "1", "-noautorotate", "-f", "nut"}, URL: "pipe:0"}
 	for b, rd := range renders {
 		ws := make([]Window, len(who[b]))
 		for i, pi := range who[b] {
-			ws[i] = r.window(r.plan.Picks[pi].Frame)
+			w := r.window(r.plan.Picks[pi].Frame)
+			ws[i] = Window{Lo: w.Lo + off.Seconds(), Hi: w.Hi + off.Seconds()}
 		}
 		in.Branches = append(in.Branches, Branch{Select: SelectExpr(ws), Render: rd, Frames: len(who[b]),
 			Out: filepath.Join(r.e.Dir, fmt.Sprintf("j%db%d_%%06d.%s", j, b, rd.Ext))})
@@ -309,6 +316,7 @@ func (r *extraction) runSpans(ctx context.Context, j int, job Job) error {
 			if k >= len(who[b]) {
 				break
 			}
+			info.PTS -= off
 			t := info.PTS.Seconds()
 			for p < len(who[b]) && r.window(r.plan.Picks[who[b][p]].Frame).Hi+1e-6 < t {
 				p++

@@ -25,13 +25,21 @@ import (
 //
 // Times are kept as integer timestamps in the stream's time base, so that a
 // frame is matched by its exact timestamp, never by a rounded float.
+//
+// A packet flagged D (before the start of an MP4 edit list, as in a file
+// cut with "ffmpeg -ss T -c copy") is decoded but never shown: it is in the
+// index, so that a run can start at its keyframe, but it is never a frame a
+// time resolves to.
 type FrameIndex struct {
 	TBNum, TBDen int64   // the stream's time base
 	pts          []int64 // presentation timestamps, ascending, unique
-	dec          []int32 // position of each frame's packet in decode order
-	pos          []int64 // byte position of each frame's packet in the file; -1 unknown
+	dec          []int32 // position of each packet in decode order
+	pos          []int64 // byte position of each packet in the file; -1 unknown
 	key          []bool  // keyframes
-	keys         []int   // positions in pts of the keyframes, ascending
+	hidden       []bool  // decoded, never shown
+	keys         []int   // positions of the keyframes, shown or not, ascending
+	shown        []int   // positions of the frames shown, ascending
+	shownKeys    []int   // positions of the keyframes shown, ascending
 }
 
 // MaxIndexFrames bounds the frames an index holds (about 21 bytes each), so
@@ -53,17 +61,17 @@ func IndexArgs(src string, stream int) []string {
 }
 
 // ReadIndex parses IndexArgs' output: packets in decode order. A packet
-// without a timestamp, or one flagged D (discarded: before the start of an
-// edit list) is not a frame that can be shown and is left out.
+// without a timestamp is left out; one flagged D (discarded: before the
+// start of an edit list) is kept as decoded but not shown.
 func ReadIndex(r io.Reader, tbNum, tbDen int64, limit int) (*FrameIndex, error) {
 	if tbNum <= 0 || tbDen <= 0 {
 		return nil, fmt.Errorf("invalid time base %d/%d", tbNum, tbDen)
 	}
 	type pkt struct {
-		pts int64
-		pos int64
-		dec int32
-		key bool
+		pts         int64
+		pos         int64
+		dec         int32
+		key, hidden bool
 	}
 	var pkts []pkt
 	sc := bufio.NewScanner(r)
@@ -83,13 +91,10 @@ func ReadIndex(r io.Reader, tbNum, tbDen int64, limit int) (*FrameIndex, error) 
 		if err != nil {
 			pos = -1
 		}
-		if bytes.IndexByte(flags, 'D') >= 0 {
-			continue
-		}
 		if limit > 0 && len(pkts) >= limit {
 			return nil, errIndexTooLong
 		}
-		pkts = append(pkts, pkt{pts, pos, int32(len(pkts)), bytes.IndexByte(flags, 'K') >= 0})
+		pkts = append(pkts, pkt{pts, pos, int32(len(pkts)), bytes.IndexByte(flags, 'K') >= 0, bytes.IndexByte(flags, 'D') >= 0})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -99,18 +104,30 @@ func ReadIndex(r io.Reader, tbNum, tbDen int64, limit int) (*FrameIndex, error) 
 	}
 	slices.SortStableFunc(pkts, func(a, b pkt) int { return cmpInt64(a.pts, b.pts) })
 	x := &FrameIndex{TBNum: tbNum, TBDen: tbDen, pts: make([]int64, 0, len(pkts)),
-		dec: make([]int32, 0, len(pkts)), pos: make([]int64, 0, len(pkts)), key: make([]bool, 0, len(pkts))}
+		dec: make([]int32, 0, len(pkts)), pos: make([]int64, 0, len(pkts)), key: make([]bool, 0, len(pkts)),
+		hidden: make([]bool, 0, len(pkts)), shown: make([]int, 0, len(pkts))}
 	for _, p := range pkts {
 		if n := len(x.pts); n > 0 && x.pts[n-1] == p.pts {
 			continue // the same timestamp twice: the first packet stands for the frame
 		}
+		i := len(x.pts)
 		if p.key {
-			x.keys = append(x.keys, len(x.pts))
+			x.keys = append(x.keys, i)
+			if !p.hidden {
+				x.shownKeys = append(x.shownKeys, i)
+			}
+		}
+		if !p.hidden {
+			x.shown = append(x.shown, i)
 		}
 		x.pts = append(x.pts, p.pts)
 		x.dec = append(x.dec, p.dec)
 		x.pos = append(x.pos, p.pos)
 		x.key = append(x.key, p.key)
+		x.hidden = append(x.hidden, p.hidden)
+	}
+	if len(x.shown) == 0 {
+		return nil, errors.New("the video stream has no frame to show")
 	}
 	return x, nil
 }
@@ -140,8 +157,23 @@ func IndexFromPackets(tbNum, tbDen int64, lines ...string) *FrameIndex {
 	return x
 }
 
-// Len is the number of frames.
+// Len is the number of packets indexed, shown or not: positions run from 0
+// to Len()-1, in presentation order.
 func (x *FrameIndex) Len() int { return len(x.pts) }
+
+// Frames is the number of frames shown.
+func (x *FrameIndex) Frames() int { return len(x.shown) }
+
+// Nth returns the position of the n-th frame shown (from 0), or -1.
+func (x *FrameIndex) Nth(n int) int {
+	if n < 0 || n >= len(x.shown) {
+		return -1
+	}
+	return x.shown[n]
+}
+
+// Shown reports whether the frame at position i is shown.
+func (x *FrameIndex) Shown(i int) bool { return !x.hidden[i] }
 
 // PTS is the timestamp of frame i, in the stream's time base.
 func (x *FrameIndex) PTS(i int) int64 { return x.pts[i] }
@@ -180,8 +212,8 @@ func (x *FrameIndex) Positioned() bool {
 	return true
 }
 
-// Keyframes is the number of keyframes.
-func (x *FrameIndex) Keyframes() int { return len(x.keys) }
+// Keyframes is the number of keyframes shown.
+func (x *FrameIndex) Keyframes() int { return len(x.shownKeys) }
 
 // ticksToTime converts a timestamp to a duration, rounded to the
 // microsecond.
@@ -226,17 +258,18 @@ func roundDiv(a, b *big.Int) *big.Int {
 	return q
 }
 
-// AtOrAfter returns the first frame whose presentation time is at or after
-// t (compared exactly, in the stream's ticks), or the last frame when t is
-// past it.
+// AtOrAfter returns the first frame shown whose presentation time is at or
+// after t (compared exactly, in the stream's ticks), or the last frame shown
+// when t is past it.
 func (x *FrameIndex) AtOrAfter(t time.Duration) int {
 	ticks := x.ticksAtOrAfter(t)
-	i := sort.Search(len(x.pts), func(i int) bool { return x.pts[i] >= ticks })
-	return min(i, len(x.pts)-1)
+	n := sort.Search(len(x.shown), func(n int) bool { return x.pts[x.shown[n]] >= ticks })
+	return x.shown[min(n, len(x.shown)-1)]
 }
 
-// KeyAtOrBefore returns the last keyframe shown at or before frame i, or -1
-// when there is none (a stream that does not start with a keyframe).
+// KeyAtOrBefore returns the last keyframe, shown or not, at or before
+// position i, or -1 when there is none (a stream that does not start with a
+// keyframe).
 func (x *FrameIndex) KeyAtOrBefore(i int) int {
 	k := sort.SearchInts(x.keys, i+1) - 1
 	if k < 0 {
@@ -245,30 +278,26 @@ func (x *FrameIndex) KeyAtOrBefore(i int) int {
 	return x.keys[k]
 }
 
-// NearestKey returns the keyframe whose time is nearest t; a tie goes to
-// the later one. It returns -1 when the stream has no keyframe.
+// NearestKey returns the keyframe shown whose time is nearest t; a tie goes
+// to the later one. It returns -1 when no keyframe is shown.
 func (x *FrameIndex) NearestKey(t time.Duration) int {
-	if len(x.keys) == 0 {
+	keys := x.shownKeys
+	if len(keys) == 0 {
 		return -1
 	}
 	ticks := x.ticksAtOrAfter(t)
-	k := sort.Search(len(x.keys), func(k int) bool { return x.pts[x.keys[k]] >= ticks })
+	k := sort.Search(len(keys), func(k int) bool { return x.pts[keys[k]] >= ticks })
 	switch {
 	case k == 0:
-		return x.keys[0]
-	case k == len(x.keys):
-		return x.keys[k-1]
+		return keys[0]
+	case k == len(keys):
+		return keys[k-1]
 	}
-	before, after := x.keys[k-1], x.keys[k]
+	before, after := keys[k-1], keys[k]
 	if x.cmpMidpoint(t, x.pts[before], x.pts[after]) < 0 {
 		return before
 	}
 	return after
-}
-
-// keysBetween counts the keyframes among frames [i, j].
-func (x *FrameIndex) keysBetween(i, j int) int {
-	return sort.SearchInts(x.keys, j+1) - sort.SearchInts(x.keys, i)
 }
 
 // Index lists the frames of the video stream of src as m describes it.

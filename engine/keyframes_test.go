@@ -45,9 +45,9 @@ func TestReadIndex(t *testing.T) {
 			pos:    []int64{100, 300, 400, 200, 600, 700, 500, 900, 1000, 800},
 		},
 		{
-			name:  "packets without a timestamp, discarded ones and blank lines are not frames",
+			name:  "packets without a timestamp and blank lines are left out, discarded ones kept",
 			lines: []string{"N/A,50,K_", "-2,60,KD", "0,100,K_", "", "2,200,__", "1,300,__"},
-			pts:   []int64{0, 1, 2}, keys: []int{0}, decode: []int{0, 2, 1}, pos: []int64{100, 300, 200},
+			pts:   []int64{-2, 0, 1, 2}, keys: []int{0, 1}, decode: []int{0, 1, 3, 2}, pos: []int64{60, 100, 300, 200},
 		},
 		{
 			name:  "a packet without a position is kept, at -1",
@@ -56,6 +56,7 @@ func TestReadIndex(t *testing.T) {
 		},
 		{name: "too many frames", lines: bframes, limit: 5, wantErr: errIndexTooLong},
 		{name: "no packets", lines: []string{"N/A,1,K_"}, errMatch: "no packets"},
+		{name: "nothing shown", lines: []string{"0,1,KD", "1,2,_D"}, errMatch: "no frame to show"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,8 +83,14 @@ func TestReadIndex(t *testing.T) {
 			if !slices.Equal(pts, tt.pts) || !slices.Equal(keys, tt.keys) || !slices.Equal(decode, tt.decode) || !slices.Equal(pos, tt.pos) {
 				t.Errorf("pts %v keys %v decode %v pos %v\nwant %v %v %v %v", pts, keys, decode, pos, tt.pts, tt.keys, tt.decode, tt.pos)
 			}
-			if x.Keyframes() != len(tt.keys) {
-				t.Errorf("Keyframes() = %d", x.Keyframes())
+			shownKeys := 0
+			for _, k := range tt.keys {
+				if x.Shown(k) {
+					shownKeys++
+				}
+			}
+			if x.Keyframes() != shownKeys {
+				t.Errorf("Keyframes() = %d, want %d shown", x.Keyframes(), shownKeys)
 			}
 		})
 	}
@@ -164,6 +171,27 @@ func TestFrameIndexLookups(t *testing.T) {
 	noPos := IndexFromPackets(1, 25, "0,N/A,K_")
 	if noPos.Positioned() {
 		t.Error("an index without positions says it has them")
+	}
+
+	// An MP4 cut with -c copy: its first GOP starts before the edit list
+	// does, so the keyframe is decoded but not shown.
+	cut := IndexFromPackets(1, 25, "-3,10,KD", "-1,20,_D", "-2,30,_D", "1,40,__", "0,50,__", "4,60,__", "2,70,__", "3,80,__", "5,90,K_")
+	if cut.Frames() != 6 || cut.Keyframes() != 1 || cut.Nth(0) != 3 || cut.Shown(0) || !cut.Shown(3) {
+		t.Fatalf("frames %d keyframes %d nth(0) %d: want 6 frames shown from position 3, one keyframe shown", cut.Frames(), cut.Keyframes(), cut.Nth(0))
+	}
+	for _, tt := range []struct {
+		at                          time.Duration
+		atOrAfter, nearest, keyBack int
+	}{
+		{at: -time.Second, atOrAfter: 3, nearest: 8, keyBack: 0},
+		{at: 0, atOrAfter: 3, nearest: 8, keyBack: 0},
+		{at: ms(40), atOrAfter: 4, nearest: 8, keyBack: 0},
+		{at: ms(200), atOrAfter: 8, nearest: 8, keyBack: 8},
+	} {
+		f := cut.AtOrAfter(tt.at)
+		if f != tt.atOrAfter || cut.NearestKey(tt.at) != tt.nearest || cut.KeyAtOrBefore(f) != tt.keyBack {
+			t.Errorf("cut at %v: AtOrAfter %d NearestKey %d KeyAtOrBefore %d, want %d %d %d", tt.at, f, cut.NearestKey(tt.at), cut.KeyAtOrBefore(f), tt.atOrAfter, tt.nearest, tt.keyBack)
+		}
 	}
 }
 

@@ -88,13 +88,19 @@ func fsec(f float64) string { return strconv.FormatFloat(f, 'f', 7, 64) }
 // CopyArgs builds the demuxing half of a job: read src from seek (relative
 // to the start of the file, with timestamps kept) for at most dur, keep
 // video stream `stream` with the packets keep lets through, and write them
-// as NUT to stdout. Negative timestamps are written as they are, so that
-// the decoder sees the source's own timestamps.
-func CopyArgs(src string, stream int, seek, dur time.Duration, keep string) []string {
-	return []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-copyts",
+// as NUT to stdout. Packets before the seek point, or before the start of
+// an edit list, are not dropped by ffmpeg but left to keep. Timestamps are
+// written as they are, plus offset: NUT takes no negative timestamp, so a
+// stream that has some (the hidden start of an edit list) is shifted by
+// offset, and the decoder's side subtracts it.
+func CopyArgs(src string, stream int, seek, dur, offset time.Duration, keep string) []string {
+	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-copyts",
 		"-ss", formatSeconds(seek), "-t", formatSeconds(dur), "-i", src,
-		"-map", "0:" + strconv.Itoa(stream), "-c", "copy", "-bsf:v", "noise=drop='" + keep + "'",
-		"-avoid_negative_ts", "disabled", "-f", "nut", "pipe:1"}
+		"-map", "0:" + strconv.Itoa(stream), "-c", "copy", "-copypriorss", "1", "-bsf:v", "noise=drop='" + keep + "'"}
+	if offset > 0 {
+		args = append(args, "-output_ts_offset", formatSeconds(offset))
+	}
+	return append(args, "-avoid_negative_ts", "disabled", "-f", "nut", "pipe:1")
 }
 
 // Render is how a decoded frame becomes an image file.

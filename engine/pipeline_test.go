@@ -47,12 +47,20 @@ func TestSelectExpr(t *testing.T) {
 }
 
 func TestCopyArgs(t *testing.T) {
-	got := CopyArgs("https://example.com/v.mp4", 0, 1500*time.Millisecond, 12*time.Second, "EXPR")
+	got := CopyArgs("https://example.com/v.mp4", 0, 1500*time.Millisecond, 12*time.Second, 0, "EXPR")
 	want := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-copyts",
 		"-ss", "1.500000", "-t", "12.000000", "-i", "https://example.com/v.mp4",
-		"-map", "0:0", "-c", "copy", "-bsf:v", "noise=drop='EXPR'", "-avoid_negative_ts", "disabled", "-f", "nut", "pipe:1"}
+		"-map", "0:0", "-c", "copy", "-copypriorss", "1", "-bsf:v", "noise=drop='EXPR'", "-avoid_negative_ts", "disabled", "-f", "nut", "pipe:1"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	got = CopyArgs("v.mp4", 2, 0, time.Second, 520*time.Millisecond, "E")
+	want = []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-copyts",
+		"-ss", "0.000000", "-t", "1.000000", "-i", "v.mp4",
+		"-map", "0:2", "-c", "copy", "-copypriorss", "1", "-bsf:v", "noise=drop='E'", "-output_ts_offset", "0.520000",
+		"-avoid_negative_ts", "disabled", "-f", "nut", "pipe:1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("with an offset\n got %q\nwant %q", got, want)
 	}
 }
 

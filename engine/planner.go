@@ -138,23 +138,24 @@ func PlanExtraction(x *FrameIndex, wants []Want, o PlanOptions) Plan {
 	if o.MaxSeeks <= 0 {
 		o.MaxSeeks = 4
 	}
-	if x == nil || x.Len() == 0 || x.Keyframes() == 0 || !x.Positioned() {
+	if x == nil || x.Frames() == 0 || len(x.keys) == 0 || !x.Positioned() {
 		return planSeeks(wants, o)
 	}
 	p := Plan{Want: make([]int, len(wants))}
 	byFrame := map[int]int{}
 	for i, w := range wants {
-		var f int
+		f := -1
 		if w.Accuracy == AccuracyKeyframe {
 			f = x.NearestKey(w.At)
-		} else {
+		}
+		if f < 0 {
 			f = x.AtOrAfter(w.At)
-			if x.KeyAtOrBefore(f) < 0 {
-				// Shown before the first keyframe (leading frames of an
-				// open GOP at the start): nobody can decode it, so the
-				// first decodable frame stands in for it.
-				f = x.keys[0]
-			}
+		}
+		if x.KeyAtOrBefore(f) < 0 {
+			// Shown before the first keyframe (leading frames of an open
+			// GOP at the start): nobody can decode it, so the first frame
+			// shown after a keyframe stands in for it.
+			f = x.AtOrAfter(x.TimeFloor(x.keys[0]))
 		}
 		pi, ok := byFrame[f]
 		if !ok {

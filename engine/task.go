@@ -194,7 +194,7 @@ func (e *Engine) index(ctx context.Context, token, src string, m Media) *FrameIn
 		}
 		return nil
 	}
-	e.log.Debug("source indexed", "task", Redact(token), "frames", x.Len(), "keyframes", x.Keyframes(), "took", time.Since(began))
+	e.log.Debug("source indexed", "task", Redact(token), "frames", x.Frames(), "keyframes", x.Keyframes(), "took", time.Since(began))
 	return x
 }
 

@@ -63,8 +63,8 @@ func planOutput(idx int, o Output, def Accuracy, m Media, x *FrameIndex, dir str
 	for i, at := range times {
 		want := Want{At: m.VideoStart + at, Accuracy: acc}
 		if o.FrameNumber != nil {
-			if n := *o.FrameNumber; x != nil && n < int64(x.Len()) {
-				want.At = x.TimeFloor(int(n)) // the frame itself, whatever the frame rate does
+			if n := *o.FrameNumber; x != nil && n < int64(x.Frames()) {
+				want.At = x.TimeFloor(x.Nth(int(n))) // the frame itself, whatever the frame rate does
 				at = want.At - m.VideoStart
 			} else {
 				want.At -= m.FrameDur / 3 // land on the frame, not after it
@@ -165,7 +165,7 @@ func (p *outputPlan) addManifest(m Media, x *FrameIndex) error {
 		man.Source.FrameRate = math.Round(1e3/m.FrameDur.Seconds()) / 1e3
 	}
 	if x != nil {
-		man.Source.Frames, man.Source.Keyframes = x.Len(), x.Keyframes()
+		man.Source.Frames, man.Source.Keyframes = x.Frames(), x.Keyframes()
 	}
 	if p.out.Kind == KindThumbnails {
 		man.Interval = sec(p.out.Interval)
