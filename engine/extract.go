@@ -354,8 +354,11 @@ func (r *extraction) runSeeks(ctx context.Context, name string, picks []int, s S
 		opts := []string{"-threads", "1", "-noautorotate"} // renders rotate (RotateFilter)
 		at := p.At
 		if p.Frame < 0 && p.Accuracy == AccuracyKeyframe {
-			// No index: the keyframe at or before the time.
-			opts = append(opts, "-skip_frame", "nokey", "-noaccurate_seek")
+			// No index: the keyframe at or before the time, where the
+			// demuxer lands; the first frame decoded from there. (Not
+			// -skip_frame nokey: without packet timestamps, ffmpeg's
+			// guesses go wrong when it skips frames.)
+			opts = append(opts, "-noaccurate_seek")
 		} else if p.Frame >= 0 && r.x.Key(p.Frame) {
 			opts = append(opts, "-skip_frame", "nokey")
 		}
@@ -364,7 +367,9 @@ func (r *extraction) runSeeks(ctx context.Context, name string, picks []int, s S
 			last := r.m.LastFrame - r.m.Start
 			seek = min(seek, max(0, last-min(r.m.FrameDur/4, time.Millisecond)))
 		}
-		opts = append(opts, "-ss", formatSeconds(seek))
+		if at > r.m.VideoStart {
+			opts = append(opts, "-ss", formatSeconds(seek))
+		} // else the first frame: no seek at all (some AVI files decode nothing after -ss 0)
 		in := Input{Options: opts, URL: r.src}
 		renders, _ := r.renders([]int{pi})
 		for b, rd := range renders {

@@ -50,6 +50,10 @@ const MaxIndexFrames = 3_000_000
 // errIndexTooLong stops reading an index past MaxIndexFrames.
 var errIndexTooLong = errors.New("too many frames to index")
 
+// errNoTimestamps is a stream whose packets do not all carry a
+// presentation timestamp.
+var errNoTimestamps = errors.New("some video packets have no timestamp")
+
 // IndexArgs builds the ffprobe invocation that lists the packets of one
 // video stream of src in decode order, one "pts,pos,flags" line each.
 // ffprobe only demuxes: nothing is decoded.
@@ -61,8 +65,9 @@ func IndexArgs(src string, stream int) []string {
 }
 
 // ReadIndex parses IndexArgs' output: packets in decode order. A packet
-// without a timestamp is left out; one flagged D (discarded: before the
-// start of an edit list) is kept as decoded but not shown.
+// flagged D (discarded: before the start of an edit list) is kept as
+// decoded but not shown; one without a timestamp makes the whole index
+// unusable (the source is then served by input seeks).
 func ReadIndex(r io.Reader, tbNum, tbDen int64, limit int) (*FrameIndex, error) {
 	if tbNum <= 0 || tbDen <= 0 {
 		return nil, fmt.Errorf("invalid time base %d/%d", tbNum, tbDen)
@@ -85,7 +90,9 @@ func ReadIndex(r io.Reader, tbNum, tbDen int64, limit int) (*FrameIndex, error) 
 		posField, flags, _ := bytes.Cut(rest, []byte(","))
 		pts, err := strconv.ParseInt(string(ptsField), 10, 64)
 		if err != nil {
-			continue // N/A: no timestamp
+			// N/A: a frame the index cannot place (AVI, raw streams); an
+			// index with holes would resolve times to the wrong frames.
+			return nil, errNoTimestamps
 		}
 		pos, err := strconv.ParseInt(string(posField), 10, 64)
 		if err != nil {

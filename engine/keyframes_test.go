@@ -45,17 +45,18 @@ func TestReadIndex(t *testing.T) {
 			pos:    []int64{100, 300, 400, 200, 600, 700, 500, 900, 1000, 800},
 		},
 		{
-			name:  "packets without a timestamp and blank lines are left out, discarded ones kept",
-			lines: []string{"N/A,50,K_", "-2,60,KD", "0,100,K_", "", "2,200,__", "1,300,__"},
+			name:  "blank lines are left out, discarded packets kept",
+			lines: []string{"-2,60,KD", "0,100,K_", "", "2,200,__", "1,300,__"},
 			pts:   []int64{-2, 0, 1, 2}, keys: []int{0, 1}, decode: []int{0, 1, 3, 2}, pos: []int64{60, 100, 300, 200},
 		},
+		{name: "a packet without a timestamp: no index", lines: []string{"0,10,K_", "N/A,50,__", "1,60,__"}, wantErr: errNoTimestamps},
 		{
 			name:  "a packet without a position is kept, at -1",
 			lines: []string{"0,N/A,K__", "1,N/A,___"},
 			pts:   []int64{0, 1}, keys: []int{0}, decode: []int{0, 1}, pos: []int64{-1, -1},
 		},
 		{name: "too many frames", lines: bframes, limit: 5, wantErr: errIndexTooLong},
-		{name: "no packets", lines: []string{"N/A,1,K_"}, errMatch: "no packets"},
+		{name: "no packets", lines: []string{""}, errMatch: "no packets"},
 		{name: "nothing shown", lines: []string{"0,1,KD", "1,2,_D"}, errMatch: "no frame to show"},
 	}
 	for _, tt := range tests {
