@@ -140,3 +140,31 @@ func TestParseBranches(t *testing.T) {
 		t.Error("empty testdata")
 	}
 }
+
+func TestProbeArgBuilders(t *testing.T) {
+	tests := []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{"index", IndexArgs("https://example.com/v.mp4", 1),
+			[]string{"-hide_banner", "-v", "error", "-select_streams", "1", "-show_entries", "packet=pts,pos,flags", "-of", "csv=p=0", "https://example.com/v.mp4"}},
+		{"last frame", LastFrameArgs("v.mp4", Grab{Filter: "transpose=clock,scale=160:90", Codec: []string{"-c:v", "png"}, Out: "/w/t.png"}),
+			[]string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-y", "-copyts",
+				"-threads", "1", "-noautorotate", "-sseof", "-3", "-i", "v.mp4", "-map", "0:v:0", "-an", "-sn", "-dn",
+				"-filter:v", "showinfo@g0,transpose=clock,scale=160:90", "-c:v", "png", "-f", "image2", "-update", "1", "/w/t.png"}},
+	}
+	for _, tt := range tests {
+		if !slices.Equal(tt.got, tt.want) {
+			t.Errorf("%s\n got %q\nwant %q", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestRotateFilter(t *testing.T) {
+	for rot, want := range map[int]string{0: "", 90: "transpose=clock", 180: "hflip,vflip", 270: "transpose=cclock", 45: ""} {
+		if got := RotateFilter(rot); got != want {
+			t.Errorf("RotateFilter(%d) = %q, want %q", rot, got, want)
+		}
+	}
+}
