@@ -103,7 +103,7 @@ type wireQuery struct {
 
 // wireFormat is one entry of query.format.
 type wireFormat struct {
-	Output, Size, ResizeMode, ImageFormat, UserTag, Tag                        text
+	Output, Size, ResizeMode, ImageFormat, UserTag, Tag, Accuracy              text
 	Time, FrameNumber, StartTime, Interval, Width, Height, Resolution, Quality number
 	Sprite, Columns, Rows                                                      number
 	Destination                                                                json.RawMessage
@@ -116,7 +116,7 @@ func (f *wireFormat) fields() map[string]any {
 		"user_tag": &f.UserTag, "tag": &f.Tag, "time": &f.Time, "frame_number": &f.FrameNumber,
 		"start_time": &f.StartTime, "interval": &f.Interval, "width": &f.Width, "height": &f.Height,
 		"resolution": &f.Resolution, "quality": &f.Quality, "sprite": &f.Sprite, "columns": &f.Columns,
-		"rows": &f.Rows, "destination": &f.Destination,
+		"rows": &f.Rows, "destination": &f.Destination, "accuracy": &f.Accuracy,
 	}
 }
 
@@ -330,6 +330,14 @@ func decodeFormat(raw json.RawMessage) (engine.Output, error) {
 	}
 	if o.Sprite && kind != engine.KindThumbnails {
 		return o, &engine.ValidationError{Field: "sprite", Reason: "applies only to output \"thumbnails\""}
+	}
+	if a := strings.TrimSpace(string(f.Accuracy)); a != "" {
+		// thumbd's own: which frame a time gets (engine.Accuracy).
+		acc, err := engine.ParseAccuracy(a)
+		if err != nil {
+			return o, &engine.ValidationError{Field: "accuracy", Reason: err.Error()}
+		}
+		o.Accuracy = acc
 	}
 	o.UserTag = string(f.UserTag)
 	if o.UserTag == "" {

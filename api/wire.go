@@ -67,13 +67,17 @@ type imageJSON struct {
 	Time          *float64    `json:"time,omitempty"`           // the frame's presentation time, seconds from the start of the video
 	RequestedTime *float64    `json:"requested_time,omitempty"` // the time asked for
 	Keyframe      *bool       `json:"keyframe,omitempty"`
-	Frames        []frameJSON `json:"frames,omitempty"` // a sprite's tiles, in order
+	Strategy      *string     `json:"strategy,omitempty"` // how the frame was extracted (engine.Strategy)
+	Took          *float64    `json:"took,omitempty"`     // seconds: the ffmpeg run that delivered it
+	Frames        []frameJSON `json:"frames,omitempty"`   // a sprite's tiles, in order
 }
 
 type frameJSON struct {
 	RequestedTime float64 `json:"requested_time"`
 	Time          float64 `json:"time"`
 	Keyframe      bool    `json:"keyframe"`
+	Strategy      string  `json:"strategy"`
+	Took          float64 `json:"took"`
 }
 
 type storageJSON struct {
@@ -144,11 +148,13 @@ func toStatusJSON(token string, s engine.Snapshot, base string) *statusJSON {
 		switch {
 		case im.Kind == engine.KindImage && len(im.Frames) == 1:
 			f := im.Frames[0]
-			t, r, k := secs(f.Actual), secs(f.Requested), f.Keyframe
-			j.Time, j.RequestedTime, j.Keyframe = &t, &r, &k
+			t, r, k, took := secs(f.Actual), secs(f.Requested), f.Keyframe, secs(f.Took)
+			j.Time, j.RequestedTime, j.Keyframe, j.Took = &t, &r, &k, &took
+			j.Strategy = strPtr(string(f.Strategy))
 		case im.Kind == engine.KindSprite:
 			for _, f := range im.Frames {
-				j.Frames = append(j.Frames, frameJSON{RequestedTime: secs(f.Requested), Time: secs(f.Actual), Keyframe: f.Keyframe})
+				j.Frames = append(j.Frames, frameJSON{RequestedTime: secs(f.Requested), Time: secs(f.Actual), Keyframe: f.Keyframe,
+					Strategy: string(f.Strategy), Took: secs(f.Took)})
 			}
 		}
 		out.Images = append(out.Images, j)

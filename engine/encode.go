@@ -307,13 +307,16 @@ func (e *Engine) encodeVideo(ctx context.Context, src string, p *videoPlan, m *m
 // then sprite sheets) in one line of work, each video encode in its own,
 // all within the engine's worker slots. The first failure stops the rest
 // and is returned, naming its output.
-func (e *Engine) makeOutputs(ctx context.Context, token, src string, media Media, plans []*outputPlan, all []*plannedFrame, videos []*videoPlan) error {
+func (e *Engine) makeOutputs(ctx context.Context, token, src string, media Media, index *FrameIndex, plans []*outputPlan, videos []*videoPlan, dir string) error {
 	m := newMeter(5, 90, func(pct float64) {
 		e.update(ctx, token, func(s *Snapshot) { s.Percent = max(s.Percent, pct) })
 	})
-	grabs := -1
-	if len(all) > 0 {
-		grabs = m.add(0.3 * float64(len(all)))
+	grabs, frames := -1, 0
+	for _, p := range plans {
+		frames += len(p.frames)
+	}
+	if frames > 0 {
+		grabs = m.add(0.3 * float64(frames))
 	}
 	for _, v := range videos {
 		v.part = m.add(v.weight)
@@ -336,7 +339,7 @@ func (e *Engine) makeOutputs(ctx context.Context, token, src string, media Media
 	}
 	if len(plans) > 0 {
 		wg.Go(func() {
-			err := e.grabAll(ctx, token, src, media, plans, all, func(done, total int) {
+			err := e.extractAll(ctx, src, media, index, plans, dir, func(done, total int) {
 				m.set(grabs, float64(done)/float64(total))
 			})
 			if err != nil {
@@ -344,7 +347,7 @@ func (e *Engine) makeOutputs(ctx context.Context, token, src string, media Media
 				return
 			}
 			for _, p := range plans {
-				if err := e.finishOutput(ctx, p, media.Duration()); err != nil {
+				if err := e.finishOutput(ctx, p, media, index); err != nil {
 					fail(fmt.Errorf("format[%d]: %w", p.index, err))
 					return
 				}

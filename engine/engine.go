@@ -33,6 +33,7 @@ type FileStore interface {
 type Config struct {
 	APIKeys  []string      // accepted API keys; empty: any key of at least 12 characters
 	Workers  int           // ffmpeg processes and tasks run at once; default 2
+	Accuracy Accuracy      // of outputs that do not choose; default exact
 	WorkDir  string        // scratch space for frames being made
 	TokenTTL time.Duration // lifetime of an access token; default 24 h
 	Runner   Runner
@@ -109,6 +110,9 @@ const MinAPIKeyLength = 12
 func New(cfg Config) *Engine {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
+	}
+	if cfg.Accuracy == "" {
+		cfg.Accuracy = AccuracyExact
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 24 * time.Hour
@@ -348,3 +352,15 @@ func (e *Engine) notify(ctx context.Context, token string, kind EventKind, snap 
 		e.cfg.Notifier.Notify(context.WithoutCancel(ctx), Event{Token: token, Kind: kind, Snap: snap, Spec: spec})
 	}
 }
+
+// acquire takes one of the slots for ffmpeg runs (THUMBD_WORKERS).
+func (e *Engine) acquire(ctx context.Context) error {
+	select {
+	case e.procs <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Engine) release() { <-e.procs }

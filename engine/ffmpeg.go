@@ -1,10 +1,8 @@
 package engine
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -14,41 +12,11 @@ import (
 	"time"
 )
 
-// Grab is one frame to take from a source: the first frame whose timestamp is
-// at or after At, passed through Filter and encoded to Out.
+// Grab is one frame to render: passed through Filter and encoded to Out.
 type Grab struct {
-	At     time.Duration // seek position, relative to the start of the file
-	Filter string        // ffmpeg filter chain applied after the frame is decoded
-	Codec  []string      // encoder options, e.g. {"-c:v", "png"}
-	Out    string        // output file path
-	Skip   time.Duration // >0: drop frames before this time (as -copyts reports it) before showinfo
-}
-
-// GrabArgs builds one ffmpeg invocation that takes every grab from src, each
-// through its own input so that each is an input seek (fast: only the GOP
-// before the target is decoded) and each stops after one frame. Timestamps
-// are kept (-copyts) and a named showinfo filter reports, per grab, the
-// presentation time of the frame actually taken.
-func GrabArgs(src string, grabs []Grab) []string {
-	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-y", "-copyts"}
-	for _, g := range grabs {
-		args = append(args, "-threads", "1", "-ss", formatSeconds(g.At))
-		args = append(args, inputArgs(src)...)
-	}
-	for i, g := range grabs {
-		chain := fmt.Sprintf("showinfo@g%d", i)
-		if g.Skip > 0 {
-			chain = "trim=start=" + formatSeconds(g.Skip) + "," + chain
-		}
-		if g.Filter != "" {
-			chain += "," + g.Filter
-		}
-		args = append(args, "-map", fmt.Sprintf("%d:v:0", i), "-an", "-sn", "-dn",
-			"-filter:v", chain, "-frames:v", "1")
-		args = append(args, g.Codec...)
-		args = append(args, "-f", "image2", "-update", "1", g.Out)
-	}
-	return args
+	Filter string   // ffmpeg filter chain applied after the frame is decoded
+	Codec  []string // encoder options, e.g. {"-c:v", "png"}
+	Out    string   // output file path
 }
 
 // LastFrameArgs builds an ffmpeg invocation that writes the last decodable
@@ -56,7 +24,7 @@ func GrabArgs(src string, grabs []Grab) []string {
 // overwriting the output with each frame.
 func LastFrameArgs(src string, g Grab) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-y", "-copyts",
-		"-threads", "1", "-sseof", "-3"}
+		"-threads", "1", "-noautorotate", "-sseof", "-3"}
 	args = append(args, inputArgs(src)...)
 	args = append(args, "-map", "0:v:0", "-an", "-sn", "-dn")
 	chain := "showinfo@g0"
@@ -87,8 +55,8 @@ func formatSeconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', 6, 64)
 }
 
-// FrameInfo is what showinfo reported about the first frame that reached one
-// grab's output.
+// FrameInfo is what showinfo reported about a frame that reached an
+// output.
 type FrameInfo struct {
 	PTS      time.Duration // presentation time, as in the source (-copyts)
 	Keyframe bool
@@ -98,41 +66,6 @@ var (
 	showinfoTB    = regexp.MustCompile(`\[showinfo@g(\d+) @ [^\]]*\] (?:\[\w+\] )?config in time_base: (\d+)/(\d+)`)
 	showinfoFrame = regexp.MustCompile(`\[showinfo@g(\d+) @ [^\]]*\] (?:\[\w+\] )?n: *(\d+) pts: *(-?\d+) .*?iskey:(\d)`)
 )
-
-// ParseShowinfo reads ffmpeg's log and returns, per grab index, the first
-// frame each showinfo@gN filter saw.
-func ParseShowinfo(log []byte) map[int]FrameInfo {
-	tbs := map[int][2]int64{}
-	out := map[int]FrameInfo{}
-	sc := bufio.NewScanner(bytes.NewReader(log))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		if m := showinfoTB.FindStringSubmatch(line); m != nil {
-			i, _ := strconv.Atoi(m[1])
-			num, _ := strconv.ParseInt(m[2], 10, 64)
-			den, _ := strconv.ParseInt(m[3], 10, 64)
-			tbs[i] = [2]int64{num, den}
-			continue
-		}
-		m := showinfoFrame.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		i, _ := strconv.Atoi(m[1])
-		if _, seen := out[i]; seen {
-			continue
-		}
-		tb, ok := tbs[i]
-		if !ok || tb[1] == 0 {
-			continue
-		}
-		pts, _ := strconv.ParseInt(m[3], 10, 64)
-		secs := float64(pts) * float64(tb[0]) / float64(tb[1])
-		out[i] = FrameInfo{PTS: seconds(secs), Keyframe: m[4] == "1"}
-	}
-	return out
-}
 
 // seconds converts floating-point seconds to a Duration, rounded to the
 // microsecond.
@@ -214,5 +147,3 @@ func (r Runner) Check(ctx context.Context) error {
 	}
 	return nil
 }
-
-var errNoFrame = errors.New("no frame decoded")

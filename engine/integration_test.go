@@ -1074,6 +1074,9 @@ func TestEngineDestinations(t *testing.T) {
 	for i := 1; i <= 4; i++ {
 		want = append(want, fmt.Sprintf("s3://h/b/out/thumb_%04d.png", i), fmt.Sprintf("s3://h2/b2/dir/thumb_%04d.png", i))
 	}
+	images := len(want)
+	// Every output's manifest goes beside its images, with no status entry.
+	want = append(want, "s3://h/b/one.manifest.json", "s3://h/b/sp/manifest.json", "s3://h/b/out/manifest.json", "s3://h2/b2/dir/manifest.json")
 	var got []string
 	for u := range h.objects.puts {
 		got = append(got, u)
@@ -1083,8 +1086,8 @@ func TestEngineDestinations(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("uploaded\n%q\nwant\n%q", got, want)
 	}
-	if len(s.Images) != len(want) {
-		t.Errorf("%d images for %d uploads", len(s.Images), len(want))
+	if len(s.Images) != images {
+		t.Errorf("%d images, want %d", len(s.Images), images)
 	}
 	for _, img := range s.Images {
 		if img.Location.Type != "custom_s3" || h.objects.puts[img.Location.URL] == 0 {

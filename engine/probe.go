@@ -17,6 +17,9 @@ type Media struct {
 	Start      time.Duration // start time of the file (the -ss origin)
 
 	// The video stream.
+	Stream     int   // its index among the file's streams
+	TBNum      int64 // its time base
+	TBDen      int64
 	VideoStart time.Duration // first presentation time of the video stream
 	LastFrame  time.Duration // presentation time of the last video frame
 	FrameDur   time.Duration // nominal duration of one frame
@@ -64,6 +67,7 @@ type probeJSON struct {
 		SAR          string `json:"sample_aspect_ratio"`
 		AvgFrameRate string `json:"avg_frame_rate"`
 		RFrameRate   string `json:"r_frame_rate"`
+		TimeBase     string `json:"time_base"`
 		StartTime    string `json:"start_time"`
 		Duration     string `json:"duration"`
 		Transfer     string `json:"color_transfer"`
@@ -97,7 +101,7 @@ type packetsJSON struct {
 // ProbeArgs builds the ffprobe invocation that describes src's streams.
 func ProbeArgs(src string) []string {
 	args := []string{"-hide_banner", "-v", "error", "-of", "json",
-		"-show_entries", "format=format_name,start_time,duration,size:stream=index,codec_type,codec_name,width,height,sample_aspect_ratio,avg_frame_rate,r_frame_rate,start_time,duration,color_transfer:stream_tags=rotate,DURATION:stream_disposition=attached_pic:stream_side_data=side_data_type,rotation"}
+		"-show_entries", "format=format_name,start_time,duration,size:stream=index,codec_type,codec_name,width,height,sample_aspect_ratio,avg_frame_rate,r_frame_rate,time_base,start_time,duration,color_transfer:stream_tags=rotate,DURATION:stream_disposition=attached_pic:stream_side_data=side_data_type,rotation"}
 	return append(args, inputArgs(src)...)
 }
 
@@ -135,6 +139,10 @@ func (r Runner) Probe(ctx context.Context, src string) (Media, error) {
 			continue
 		}
 		video = s.Index
+		m.Stream = s.Index
+		if n, d, ok := ratio(s.TimeBase, "/"); ok && n > 0 && d > 0 {
+			m.TBNum, m.TBDen = int64(n), int64(d)
+		}
 		m.Codec = s.CodecName
 		m.Width, m.Height = s.Width, s.Height
 		if n, d, ok := ratio(s.SAR, ":"); ok && n > 0 && d > 0 {

@@ -45,6 +45,9 @@ const (
 	KindImage  ImageKind = "image"  // one frame
 	KindSprite ImageKind = "sprite" // a sheet of tiles
 	KindVTT    ImageKind = "vtt"    // a WebVTT file
+	// KindManifest is an output's manifest.json: what was asked for, what
+	// was delivered and how.
+	KindManifest ImageKind = "manifest"
 )
 
 // Image is one stored file of a task.
@@ -65,6 +68,8 @@ type Frame struct {
 	Requested time.Duration // time asked for, from the start of the video
 	Actual    time.Duration // presentation time of the frame delivered, from the start of the video
 	Keyframe  bool
+	Strategy  Strategy      // how it was extracted
+	Took      time.Duration // wall time of the ffmpeg run that delivered it, shared by the frames of that run
 }
 
 // Warning is a problem that did not fail the task.

@@ -94,6 +94,9 @@ type Output struct {
 	Rows    int // rows per sprite sheet; 0 = default (thumbd's own)
 
 	Video VideoSettings // mp4 and webm outputs only
+	// Accuracy of the frames (thumbd's own); "" takes the engine's
+	// default (Config.Accuracy).
+	Accuracy Accuracy
 
 	UserTag      string
 	Destinations []storage.Destination // empty: thumbd keeps the files

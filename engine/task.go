@@ -145,19 +145,23 @@ func (e *Engine) progress(ctx context.Context, token string, st State, pct float
 // plannedFrame is one frame an output needs.
 type plannedFrame struct {
 	requested time.Duration // from the start of the video
-	seek      time.Duration // -ss position, from the start of the file
+	want      Want          // what the planner gets: the time on the source's clock, the accuracy
 	file      string
-	info      FrameInfo
+	info      FrameInfo // the frame delivered; PTS from the start of the video
+	strategy  Strategy
+	took      time.Duration
 }
 
 // outputPlan is the work for one output.
 type outputPlan struct {
-	index  int
-	out    Output
-	geo    Geometry
-	format ImageFormat
-	frames []*plannedFrame
-	files  []producedFile
+	index    int
+	out      Output
+	accuracy Accuracy
+	geo      Geometry
+	format   ImageFormat
+	frames   []*plannedFrame
+	files    []producedFile
+	took     time.Duration // from the start of extraction to this output's last frame
 }
 
 // producedFile is a file ready to be stored.
@@ -195,12 +199,18 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 			s.SourceSize = n
 		}
 	})
+	var index *FrameIndex
+	if wantIndex(spec, media) {
+		index = e.index(ctx, token, src, media)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if err := e.progress(ctx, token, StateEncoding, 5); err != nil {
 		return err
 	}
 
 	var plans []*outputPlan
-	var all []*plannedFrame
 	var videos []*videoPlan
 	for i, o := range spec.Outputs {
 		if o.Kind.Video() {
@@ -218,14 +228,13 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 			videos = append(videos, v)
 			continue
 		}
-		p, err := planOutput(i, o, media, dir)
+		p, err := planOutput(i, o, e.cfg.Accuracy, media, index, dir)
 		if err != nil {
 			return fmt.Errorf("format[%d]: %w", i, err)
 		}
 		plans = append(plans, p)
-		all = append(all, p.frames...)
 	}
-	err = e.makeOutputs(ctx, token, src, media, plans, all, videos)
+	err = e.makeOutputs(ctx, token, src, media, index, plans, videos, dir)
 	if err == nil {
 		err = source.Failure()
 	}
@@ -239,8 +248,99 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 	return e.save(ctx, token, plans)
 }
 
+// index reads the frame index of the source's video stream. A source that
+// cannot be indexed is still served, by input seeks, so a failure is only
+// logged.
+func (e *Engine) index(ctx context.Context, token, src string, m Media) *FrameIndex {
+	if m.TBNum <= 0 || m.TBDen <= 0 {
+		return nil
+	}
+	// One ffprobe per free process slot (up to 4), each reading a part of
+	// the source: at least one slot, waiting for it, then whatever else
+	// is free now.
+	if err := e.acquire(ctx); err != nil {
+		return nil
+	}
+	parts := 1
+	for free := true; free && parts < min(e.cfg.Workers, 4); {
+		select {
+		case e.procs <- struct{}{}:
+			parts++
+		default:
+			free = false
+		}
+	}
+	defer func() {
+		for range parts {
+			e.release()
+		}
+	}()
+	began := time.Now()
+	x, err := e.cfg.Runner.Index(ctx, src, m, parts)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("source not indexed; every frame will be an input seek", "task", Redact(token), "err", err)
+		}
+		return nil
+	}
+	e.log.Debug("source indexed", "task", Redact(token), "frames", x.Frames(), "keyframes", x.Keyframes(), "took", time.Since(began))
+	return x
+}
+
+// extractAll takes every planned frame of every output, in one plan, so
+// that outputs asking for the same frame share it.
+func (e *Engine) extractAll(ctx context.Context, src string, m Media, x *FrameIndex, plans []*outputPlan, dir string, progress func(done, total int)) error {
+	reqs, frames, owner := frameRequests(plans, m)
+	scratch := filepath.Join(dir, "extract")
+	if err := os.MkdirAll(scratch, 0o755); err != nil {
+		return err
+	}
+	began := time.Now()
+	ex := &Extractor{Runner: e.cfg.Runner, Workers: e.cfg.Workers, Dir: scratch, Slots: e.procs, Progress: progress}
+	results, plan, err := ex.Extract(ctx, src, m, x, reqs)
+	if err != nil {
+		return err
+	}
+	e.log.Debug("frames extracted", "frames", len(reqs), "distinct", len(plan.Picks),
+		"jobs", len(plan.Jobs), "indexed", x != nil, "took", time.Since(began))
+	for i, res := range results {
+		f := frames[i]
+		f.info = FrameInfo{PTS: res.Frame.PTS - m.VideoStart, Keyframe: res.Frame.Keyframe}
+		f.strategy, f.took = res.Strategy, res.Took
+		owner[i].took = max(owner[i].took, res.Done)
+	}
+	return nil
+}
+
+// frameRequests lists what the extractor is asked for: a request per
+// planned frame of every output, each with its output's rendering.
+func frameRequests(plans []*outputPlan, m Media) ([]FrameRequest, []*plannedFrame, []*outputPlan) {
+	var reqs []FrameRequest
+	var frames []*plannedFrame
+	var owner []*outputPlan
+	rotate := RotateFilter(m.Rotation)
+	if rotate != "" {
+		rotate += ","
+	}
+	for _, p := range plans {
+		rd := Render{Filter: rotate + FilterChain(p.geo, p.format, m.HDR()), Codec: CodecArgs(p.format, p.out.Quality), Ext: string(p.format)}
+		if p.out.Sprite && p.out.Kind == KindThumbnails {
+			// Tiles stay lossless until their sheet is encoded, once.
+			rd = Render{Filter: rotate + FilterChain(p.geo, PNG, m.HDR()), Codec: CodecArgs(PNG, 0), Ext: string(PNG)}
+		}
+		for _, f := range p.frames {
+			reqs = append(reqs, FrameRequest{Want: f.want, Render: rd, Out: f.file})
+			frames = append(frames, f)
+			owner = append(owner, p)
+		}
+	}
+	return reqs, frames, owner
+}
+
 // save puts every produced file in its destinations, or keeps it, and
-// records an image entry for each.
+// records an image or video entry for each. A manifest is stored but gets
+// no entry: Qencode clients treat every images entry as a picture or the
+// VTT, and the manifest's facts are in the image entries already.
 func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) error {
 	if err := e.progress(ctx, token, StateSaving, 90); err != nil {
 		return err
@@ -257,6 +357,8 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 			switch {
 			case pf.kind == KindVTT:
 				ct = "text/vtt"
+			case pf.kind == KindManifest:
+				ct = "application/json"
 			case pf.video != nil:
 				ct = pf.video.contentType
 			}
@@ -273,7 +375,11 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 				locs = append(locs, loc)
 			}
 			for _, d := range p.out.Destinations {
-				d.URL = ObjectURL(d.URL, p.out.Kind, p.index, pf.name)
+				if pf.kind == KindManifest {
+					d.URL = ManifestURL(d.URL, p.out.Kind, p.index, fmt.Sprintf("thumbnail-%d.%s", p.index, p.format))
+				} else {
+					d.URL = ObjectURL(d.URL, p.out.Kind, p.index, pf.name)
+				}
 				loc, err := e.putObject(ctx, d, pf.path, ct)
 				if err != nil {
 					return err
@@ -281,6 +387,10 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 				locs = append(locs, loc)
 			}
 			for _, loc := range locs {
+				if pf.kind == KindManifest {
+					stored++
+					continue
+				}
 				e.update(ctx, token, func(s *Snapshot) {
 					if v := pf.video; v != nil {
 						s.Videos = append(s.Videos, Video{Output: p.index, N: n, Format: v.format, UserTag: p.out.UserTag,
@@ -347,4 +457,33 @@ func ObjectURL(dest string, kind OutputKind, index int, name string) string {
 		}
 	}
 	return strings.TrimSuffix(dest, "/") + "/" + name
+}
+
+// wantIndex reports whether reading the source's packet index pays for
+// itself. The index lets every frame be reached from its own keyframe in
+// few processes, but ffprobe reads the whole file to build it: worth it for
+// a file on local disk (file://, tus:) as soon as more than one frame is
+// wanted, and for a remote one only when the frames are dense enough
+// (about one every 2 s or closer) that input seeks would read most of it
+// anyway. A single remote thumbnail costs a few range requests instead.
+func wantIndex(spec Spec, m Media) bool {
+	dur := m.Duration()
+	frames := 0
+	for _, o := range spec.Outputs {
+		switch o.Kind {
+		case KindThumbnail:
+			frames++
+		case KindThumbnails:
+			if o.Interval > 0 {
+				frames += int((dur + o.Interval - 1) / o.Interval)
+			}
+		}
+	}
+	if frames < 2 {
+		return false
+	}
+	if strings.HasPrefix(spec.Source, "file://") || strings.HasPrefix(spec.Source, "tus:") {
+		return true
+	}
+	return time.Duration(frames)*2*time.Second >= dur
 }

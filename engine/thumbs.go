@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,11 +16,16 @@ import (
 // Default size of a sprite tile when an output gives no size.
 const defaultTileWidth = 160
 
-// planOutput decides which frames an output needs and how each is drawn.
-func planOutput(idx int, o Output, m Media, dir string) (*outputPlan, error) {
+// planOutput decides which frames an output needs, at which accuracy, and
+// how each is drawn. With an index, frame_number is the frame itself.
+func planOutput(idx int, o Output, def Accuracy, m Media, x *FrameIndex, dir string) (*outputPlan, error) {
 	f := o.Format
 	if f == "" {
 		f = PNG
+	}
+	acc := o.Accuracy
+	if acc == "" {
+		acc = def
 	}
 	dw, dh := m.DisplaySize()
 	sized := o
@@ -30,7 +36,7 @@ func planOutput(idx int, o Output, m Media, dir string) (*outputPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &outputPlan{index: idx, out: o, geo: geo, format: f}
+	p := &outputPlan{index: idx, out: o, accuracy: acc, geo: geo, format: f}
 	dur := m.Duration()
 	var times []time.Duration
 	switch o.Kind {
@@ -50,24 +56,23 @@ func planOutput(idx int, o Output, m Media, dir string) (*outputPlan, error) {
 			times = append(times, t)
 		}
 	}
-	last := m.LastFrame - m.VideoStart
-	eps := min(m.FrameDur/4, time.Millisecond)
 	ext := string(f)
 	if o.Sprite && o.Kind == KindThumbnails {
 		ext = "png" // tiles are lossless until the sheet is encoded
 	}
 	for i, at := range times {
-		seekRel := at
+		want := Want{At: m.VideoStart + at, Accuracy: acc}
 		if o.FrameNumber != nil {
-			seekRel -= m.FrameDur / 3 // land on the frame, not after it
+			if n := *o.FrameNumber; x != nil && n < int64(x.Frames()) {
+				want.At = x.TimeFloor(x.Nth(int(n))) // the frame itself, whatever the frame rate does
+				at = want.At - m.VideoStart
+			} else {
+				want.At -= m.FrameDur / 3 // land on the frame, not after it
+			}
 		}
-		if seekRel > last-eps {
-			seekRel = last - eps
-		}
-		seekRel = max(seekRel, 0)
 		p.frames = append(p.frames, &plannedFrame{
 			requested: at,
-			seek:      m.VideoStart - m.Start + seekRel,
+			want:      want,
 			file:      filepath.Join(dir, fmt.Sprintf("o%d_f%05d.%s", idx, i+1, ext)),
 		})
 	}
@@ -76,16 +81,17 @@ func planOutput(idx int, o Output, m Media, dir string) (*outputPlan, error) {
 
 // finishOutput turns an output's frames into the files to store: images as
 // they are, or sprite sheets, and the WebVTT file of a series.
-func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, dur time.Duration) error {
+func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, m Media, x *FrameIndex) error {
+	dur := m.Duration()
 	frameOf := func(f *plannedFrame) Frame {
-		return Frame{Requested: f.requested, Actual: f.info.PTS, Keyframe: f.info.Keyframe}
+		return Frame{Requested: f.requested, Actual: f.info.PTS, Keyframe: f.info.Keyframe, Strategy: f.strategy, Took: f.took}
 	}
 	ext := string(p.format)
 	if p.out.Kind == KindThumbnail {
 		f := p.frames[0]
 		p.files = []producedFile{{name: fmt.Sprintf("thumbnail-%d.%s", p.index, ext), path: f.file, kind: KindImage,
 			format: ext, width: p.geo.W, height: p.geo.H, frames: []Frame{frameOf(f)}}}
-		return nil
+		return p.addManifest(m, x)
 	}
 	var cues []vtt.Cue
 	cue := func(i int, text string) vtt.Cue {
@@ -146,6 +152,48 @@ func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, dur time.Durat
 		return err
 	}
 	p.files = append(p.files, producedFile{name: "thumbnails.vtt", path: vttPath, kind: KindVTT, format: "vtt"})
+	return p.addManifest(m, x)
+}
+
+// addManifest writes the output's manifest.json from its files and adds it
+// to them.
+func (p *outputPlan) addManifest(m Media, x *FrameIndex) error {
+	man := Manifest{Version: 1, Output: p.index, Kind: string(p.out.Kind), UserTag: p.out.UserTag,
+		Accuracy: string(p.accuracy), Took: sec(p.took), Frames: []ManifestFrame{},
+		Source: ManifestSource{Duration: sec(m.Duration()), Indexed: x != nil}}
+	if m.FrameDur > 0 {
+		man.Source.FrameRate = math.Round(1e3/m.FrameDur.Seconds()) / 1e3
+	}
+	if x != nil {
+		man.Source.Frames, man.Source.Keyframes = x.Frames(), x.Keyframes()
+	}
+	if p.out.Kind == KindThumbnails {
+		man.Interval = sec(p.out.Interval)
+	}
+	var image string
+	for _, pf := range p.files {
+		if pf.kind != KindImage && pf.kind != KindSprite {
+			continue
+		}
+		if image == "" {
+			image = pf.name
+		}
+		cols := max(1, pf.width/max(1, p.geo.W))
+		for i, f := range pf.frames {
+			mf := ManifestFrame{File: pf.name, RequestedTime: sec(f.Requested), Time: sec(f.Actual),
+				Keyframe: f.Keyframe, Strategy: string(f.Strategy), Took: sec(f.Took)}
+			if pf.kind == KindSprite {
+				mf.XYWH = fmt.Sprintf("%d,%d,%d,%d", (i%cols)*p.geo.W, (i/cols)*p.geo.H, p.geo.W, p.geo.H)
+			}
+			man.Frames = append(man.Frames, mf)
+		}
+	}
+	name := ManifestName(p.out.Kind, image)
+	file := filepath.Join(filepath.Dir(p.frames[0].file), fmt.Sprintf("o%d_%s", p.index, name))
+	if err := writeManifest(file, man); err != nil {
+		return err
+	}
+	p.files = append(p.files, producedFile{name: name, path: file, kind: KindManifest, format: "json"})
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,99 +196,8 @@ func TestCodecArgs(t *testing.T) {
 
 // ---- ffmpeg.go ----
 
-func TestGrabArgs(t *testing.T) {
-	src := "http://example.com/v.mp4"
-	grabs := []Grab{
-		{At: 0, Filter: "scale=160:90", Codec: []string{"-c:v", "png"}, Out: "/w/a.png"},
-		{At: 2080 * time.Millisecond, Filter: "", Codec: []string{"-c:v", "mjpeg", "-q:v", "5"}, Out: "/w/b.jpg"},
-		{At: -time.Second, Filter: "scale=2:2,format=rgb24", Codec: []string{"-c:v", "png"}, Out: "/w/c.png"},
-		{At: 9*time.Second + 999999*time.Microsecond, Codec: []string{"-c:v", "png"}, Out: "/w/d.png"},
-	}
-	wantSS := []string{"0.000000", "2.080000", "0.000000", "9.999999"}
-	args := GrabArgs(src, grabs)
-
-	if n := count(args, "-copyts"); n != 1 {
-		t.Errorf("-copyts appears %d times, want 1: %q", n, args)
-	}
-	var inputs []int
-	for i, a := range args {
-		if a == "-i" {
-			inputs = append(inputs, i)
-		}
-	}
-	if len(inputs) != len(grabs) {
-		t.Fatalf("%d inputs for %d grabs: %q", len(inputs), len(grabs), args)
-	}
-	if slices.Index(args, "-copyts") > inputs[0] {
-		t.Errorf("-copyts must come before the inputs: %q", args)
-	}
-	if n := count(args, "-ss"); n != len(grabs) {
-		t.Errorf("%d -ss for %d grabs", n, len(grabs))
-	}
-	firstMap := slices.Index(args, "-map")
-	for k, i := range inputs {
-		if args[i+1] != src {
-			t.Errorf("input %d reads %q, want %q", k, args[i+1], src)
-		}
-		// -ss is an input option: it sits among this input's options,
-		// after the previous -i.
-		prev := 0
-		if k > 0 {
-			prev = inputs[k-1] + 2
-		}
-		opts := args[prev:i]
-		if j := slices.Index(opts, "-ss"); j < 0 || j+1 >= len(opts) || opts[j+1] != wantSS[k] {
-			t.Errorf("input %d: want -ss %s among its options, got %q", k, wantSS[k], opts)
-		}
-		if i > firstMap {
-			t.Errorf("input %d comes after the first output option", k)
-		}
-	}
-	// One output per grab, each starting with -map k:v:0 and ending with its file.
-	var outs [][]string
-	for i := firstMap; i < len(args); {
-		j := slices.Index(args[i+1:], "-map")
-		end := len(args)
-		if j >= 0 {
-			end = i + 1 + j
-		}
-		outs = append(outs, args[i:end])
-		i = end
-	}
-	if len(outs) != len(grabs) {
-		t.Fatalf("%d outputs for %d grabs: %q", len(outs), len(grabs), args)
-	}
-	for k, o := range outs {
-		g := grabs[k]
-		if o[1] != fmt.Sprintf("%d:v:0", k) {
-			t.Errorf("output %d maps %q", k, o[1])
-		}
-		wantChain := fmt.Sprintf("showinfo@g%d", k)
-		if g.Filter != "" {
-			wantChain += "," + g.Filter
-		}
-		if v := after(o, "-filter:v"); v != wantChain {
-			t.Errorf("output %d: -filter:v %q, want %q", k, v, wantChain)
-		}
-		if v := after(o, "-frames:v"); v != "1" {
-			t.Errorf("output %d: -frames:v %q, want 1", k, v)
-		}
-		if !containsSeq(o, g.Codec) {
-			t.Errorf("output %d: codec %q missing from %q", k, g.Codec, o)
-		}
-		if o[len(o)-1] != g.Out {
-			t.Errorf("output %d: last argument %q, want %q", k, o[len(o)-1], g.Out)
-		}
-		for _, opt := range []string{"-an", "-sn", "-dn"} {
-			if !slices.Contains(o, opt) {
-				t.Errorf("output %d lacks %s", k, opt)
-			}
-		}
-	}
-}
-
 func TestLastFrameArgs(t *testing.T) {
-	g := Grab{At: 5 * time.Second, Filter: "scale=10:10", Codec: []string{"-c:v", "png"}, Out: "/w/x.png"}
+	g := Grab{Filter: "scale=10:10", Codec: []string{"-c:v", "png"}, Out: "/w/x.png"}
 	args := LastFrameArgs("in.mp4", g)
 	if v := after(args, "-filter:v"); v != "showinfo@g0,scale=10:10" {
 		t.Errorf("-filter:v %q", v)
@@ -302,68 +210,6 @@ func TestLastFrameArgs(t *testing.T) {
 	}
 	if slices.Contains(args, "-frames:v") {
 		t.Errorf("the last-frame grab must not stop after one frame: %q", args)
-	}
-}
-
-func TestParseShowinfoCapturedLog(t *testing.T) {
-	// engine/testdata/showinfo.log is ffmpeg 5.1's stderr for GrabArgs-shaped
-	// arguments on testdata/clip.mp4 with grabs at 0, 2.08 and 9.99 s (the
-	// last frame is at 9.96 s, so grab 2 got no frame). Showinfo also logs a
-	// second frame for grabs 0 and 1, which must be ignored.
-	log, err := os.ReadFile("testdata/showinfo.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := ParseShowinfo(log)
-	want := map[int]FrameInfo{
-		0: {PTS: 0, Keyframe: true},
-		1: {PTS: 2080 * time.Millisecond, Keyframe: false},
-	}
-	if len(got) != len(want) {
-		t.Errorf("ParseShowinfo: %d grabs %v, want %d %v", len(got), got, len(want), want)
-	}
-	for k, w := range want {
-		if g, ok := got[k]; !ok || g != w {
-			t.Errorf("grab %d: got %+v (present %v), want %+v", k, g, ok, w)
-		}
-	}
-	if _, ok := got[2]; ok {
-		t.Errorf("grab 2 had no frame but ParseShowinfo reports %+v", got[2])
-	}
-}
-
-func TestParseShowinfoSynthetic(t *testing.T) {
-	const tb = "[showinfo@g%d @ 0x1] [info] config in time_base: %s, frame_rate: 25/1\n"
-	const fr = "[showinfo@g%d @ 0x1] [info] n:   0 pts: %s pts_time:x pos: 1 fmt:yuv420p sar:1/1 s:2x2 i:P iskey:%d type:I checksum:0\n"
-	tests := []struct {
-		name string
-		log  string
-		want map[int]FrameInfo
-	}{
-		{"multi-digit index and 90 kHz", fmt.Sprintf(tb, 12, "1/90000") + fmt.Sprintf(fr, 12, "133200", 1),
-			map[int]FrameInfo{12: {PTS: 1480 * time.Millisecond, Keyframe: true}}},
-		{"frame before its time base is ignored", fmt.Sprintf(fr, 0, "100", 0) + fmt.Sprintf(tb, 0, "1/1000"),
-			map[int]FrameInfo{}},
-		{"negative pts", fmt.Sprintf(tb, 0, "1/1000") + fmt.Sprintf(fr, 0, "-40", 0),
-			map[int]FrameInfo{0: {PTS: -40 * time.Millisecond}}},
-		{"ntsc time base", fmt.Sprintf(tb, 3, "1001/30000") + fmt.Sprintf(fr, 3, "30", 0),
-			map[int]FrameInfo{3: {PTS: 1001 * time.Millisecond}}},
-		{"g1 does not match g10", fmt.Sprintf(tb, 1, "1/10") + fmt.Sprintf(tb, 10, "1/100") + fmt.Sprintf(fr, 10, "5", 0) + fmt.Sprintf(fr, 1, "5", 1),
-			map[int]FrameInfo{1: {PTS: 500 * time.Millisecond, Keyframe: true}, 10: {PTS: 50 * time.Millisecond}}},
-		{"empty", "", map[int]FrameInfo{}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := ParseShowinfo([]byte(tt.log))
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %v, want %v", got, tt.want)
-			}
-			for k, w := range tt.want {
-				if got[k] != w {
-					t.Errorf("grab %d: got %+v, want %+v", k, got[k], w)
-				}
-			}
-		})
 	}
 }
 
@@ -521,7 +367,7 @@ func TestPlanOutput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := planOutput(3, tt.o, m, "/work")
+			p, err := planOutput(3, tt.o, AccuracyExact, m, nil, "/work")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -532,8 +378,8 @@ func TestPlanOutput(t *testing.T) {
 				t.Fatalf("%d frames, want %d", len(p.frames), len(tt.requested))
 			}
 			for i, fr := range p.frames {
-				if fr.requested != tt.requested[i] || fr.seek != tt.seek[i] {
-					t.Errorf("frame %d: requested %v seek %v, want %v and %v", i, fr.requested, fr.seek, tt.requested[i], tt.seek[i])
+				if fr.requested != tt.requested[i] {
+					t.Errorf("frame %d: requested %v, want %v", i, fr.requested, tt.requested[i])
 				}
 				if !strings.HasPrefix(fr.file, "/work/o3_f") {
 					t.Errorf("frame %d file %q", i, fr.file)

@@ -134,6 +134,11 @@ func validateOutput(o Output) error {
 	default:
 		return &ValidationError{Field: "image_format", Reason: `must be "png", "jpg" or "webp"`}
 	}
+	switch o.Accuracy {
+	case "", AccuracyExact, AccuracyKeyframe:
+	default:
+		return &ValidationError{Field: "accuracy", Reason: `must be "exact" or "keyframe"`}
+	}
 	if o.Quality < 0 || o.Quality > 100 {
 		return &ValidationError{Field: "quality", Reason: "must be between 1 and 100"}
 	}

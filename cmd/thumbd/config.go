@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/thumbd/thumbd/engine"
 )
 
 // Config is thumbd's configuration: THUMBD_* environment variables,
@@ -20,6 +22,7 @@ type Config struct {
 	DataDir         string
 	APIKeys         []string
 	Workers         int
+	Accuracy        engine.Accuracy
 	S3HTTPHosts     []string
 	FFmpeg          string
 	FFprobe         string
@@ -82,6 +85,11 @@ func settings() []setting {
 			}
 			c.Workers = n
 			return nil
+		}},
+		{"accuracy", "THUMBD_ACCURACY", "exact", "which frame a requested time gets, unless an output says: exact (the first frame at or after it) or keyframe (the nearest keyframe, fastest)", func(c *Config, v string) error {
+			a, err := engine.ParseAccuracy(v)
+			c.Accuracy = a
+			return err
 		}},
 		{"s3-http-hosts", "THUMBD_S3_HTTP_HOSTS", "localhost,127.0.0.1,::1", "comma-separated S3 hosts spoken to over plain http; all others use https", func(c *Config, v string) error {
 			c.S3HTTPHosts = list(v)

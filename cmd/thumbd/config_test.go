@@ -10,11 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thumbd/thumbd/engine"
 )
 
 func TestLoadConfig(t *testing.T) {
 	defaults := Config{
-		Addr: "127.0.0.1:8080", DataDir: "./thumbd-data", Workers: runtime.NumCPU(),
+		Addr: "127.0.0.1:8080", DataDir: "./thumbd-data", Workers: runtime.NumCPU(), Accuracy: engine.AccuracyExact,
 		S3HTTPHosts: []string{"localhost", "127.0.0.1", "::1"}, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
 		LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second,
 		MaxSourceSize: 20 << 30,
@@ -41,13 +43,14 @@ func TestLoadConfig(t *testing.T) {
 				"THUMBD_DATA_DIR": "/var/lib/thumbd", "THUMBD_API_KEYS": " key-one-123456, key-two-123456 ,",
 				"THUMBD_WORKERS": "6", "THUMBD_S3_HTTP_HOSTS": "minio,[::1]", "THUMBD_LOG_LEVEL": "debug",
 				"THUMBD_SHUTDOWN_TIMEOUT": "5s", "THUMBD_STORE": "memory", "THUMBD_RETENTION": "2h30m",
-				"THUMBD_TASK_TIMEOUT": "0", "THUMBD_CALLBACK_RETRY": "10s", "THUMBD_TEST_API": "1",
+				"THUMBD_TASK_TIMEOUT": "0", "THUMBD_CALLBACK_RETRY": "10s", "THUMBD_TEST_API": "1", "THUMBD_ACCURACY": "Keyframe",
 			},
 			want: with(func(c *Config) {
 				c.Addr, c.PublicURL, c.DataDir = "0.0.0.0:9000", "https://thumbs.example.com", "/var/lib/thumbd"
 				c.APIKeys = []string{"key-one-123456", "key-two-123456"}
 				c.Workers, c.S3HTTPHosts, c.LogLevel, c.ShutdownTimeout = 6, []string{"minio", "::1"}, slog.LevelDebug, 5*time.Second
 				c.Store, c.Retention, c.TaskTimeout, c.CallbackRetry, c.TestAPI = "memory", 150*time.Minute, 0, 10*time.Second, true
+				c.Accuracy = engine.AccuracyKeyframe
 			}),
 		},
 		{
@@ -79,6 +82,13 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad size unit", env: map[string]string{"THUMBD_MAX_SOURCE_SIZE": "2 lots"}, wantErr: "THUMBD_MAX_SOURCE_SIZE"},
 		{name: "negative size", args: []string{"-max-source-size", "-1"}, wantErr: "-max-source-size"},
 		{name: "bad task timeout", env: map[string]string{"THUMBD_TASK_TIMEOUT": "forever"}, wantErr: "THUMBD_TASK_TIMEOUT"},
+		{
+			name: "accuracy flag over the environment",
+			env:  map[string]string{"THUMBD_ACCURACY": "keyframe"},
+			args: []string{"-accuracy", "exact"},
+			want: defaults,
+		},
+		{name: "bad accuracy", env: map[string]string{"THUMBD_ACCURACY": "nearest"}, wantErr: "THUMBD_ACCURACY"},
 		{name: "bad workers", env: map[string]string{"THUMBD_WORKERS": "many"}, wantErr: "THUMBD_WORKERS"},
 		{name: "zero workers", args: []string{"-workers", "0"}, wantErr: "-workers"},
 		{name: "bad public url", env: map[string]string{"THUMBD_PUBLIC_URL": "thumbs.example.com"}, wantErr: "THUMBD_PUBLIC_URL"},

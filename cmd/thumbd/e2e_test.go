@@ -126,9 +126,12 @@ type wireStatus struct {
 		Height        int      `json:"height"`
 		Time          *float64 `json:"time"`
 		RequestedTime *float64 `json:"requested_time"`
+		Keyframe      *bool    `json:"keyframe"`
+		Strategy      *string  `json:"strategy"`
 		Frames        []struct {
 			RequestedTime float64 `json:"requested_time"`
 			Time          float64 `json:"time"`
+			Strategy      string  `json:"strategy"`
 		} `json:"frames"`
 	} `json:"images"`
 	Videos   []any `json:"videos"`
@@ -160,6 +163,8 @@ func TestSeedQueryThroughNodeSDK(t *testing.T) {
 				"destination": dest("qencode3", "test/series/")},
 			map[string]any{"output": "thumbnails", "interval": 1, "sprite": 1, "columns": "4", "image_format": "webp",
 				"destination": dest("qencode3", "test/sprite")},
+			map[string]any{"output": "thumbnails", "interval": "1.5", "width": 160, "image_format": "jpg", "accuracy": "keyframe",
+				"destination": dest("qencode3", "test/keyframes/")},
 		},
 	}
 	res := runSDK(t, base, query, `{"job":"seed"}`)
@@ -229,6 +234,16 @@ func TestSeedQueryThroughNodeSDK(t *testing.T) {
 		if im.RequestedTime == nil || *im.RequestedTime != c.at {
 			t.Errorf("%s: requested_time = %v, want %v", c.tag, im.RequestedTime, c.at)
 		}
+		// The clip is indexed: every frame comes from a planned run, none
+		// from the fallbacks.
+		if im.Strategy == nil || (*im.Strategy != "seek" && *im.Strategy != "pass") || im.Keyframe == nil || *im.Keyframe {
+			t.Errorf("%s: strategy %v keyframe %v, want seek or pass, not a keyframe", c.tag, im.Strategy, im.Keyframe)
+		}
+	}
+	// Every output has a manifest beside its images.
+	man := readManifest(t, s3, "qencode3", "test/thumb/15_320x240.manifest.json")
+	if man.Accuracy != "exact" || len(man.Frames) != 1 || man.Frames[0].File != "thumbnail-0.png" || man.Frames[0].RequestedTime != 1.5 {
+		t.Errorf("thumbnail manifest %+v", man)
 	}
 
 	// The jpg series: one image every 2 s, 160x90, and a VTT beside them.
@@ -250,6 +265,39 @@ func TestSeedQueryThroughNodeSDK(t *testing.T) {
 			t.Errorf("cue %d text %q, want %q", i, c.Text, want)
 		}
 	}
+	// The series' manifest says, for each image, what its picture shows.
+	man = readManifest(t, s3, "qencode3", "test/series/manifest.json")
+	if man.Kind != "thumbnails" || man.Interval != 2 || !man.Source.Indexed || len(man.Frames) != len(wantSeries) {
+		t.Errorf("series manifest %+v", man)
+	}
+	for i, f := range man.Frames {
+		img := decodeObject(t, s3, "qencode3", "test/series/"+f.File, "jpeg", 160, 90)
+		checkFrame(t, "manifest "+f.File, img, image.Rect(0, 0, 160, 90), f.RequestedTime, &f.Time)
+		// The clip has a keyframe every 2 s: every image of this series is one.
+		if f.File != fmt.Sprintf("thumb_%04d.jpg", i+1) || f.RequestedTime != float64(2*i) || !f.Keyframe || f.Strategy == "" {
+			t.Errorf("manifest frame %d: %+v", i, f)
+		}
+	}
+
+	// keyframe accuracy: each image is the keyframe nearest its time (the
+	// clip has one every 2 s; a tie goes to the later one).
+	wantKeys := []int{0, 50, 100, 100, 150, 200, 200}
+	man = readManifest(t, s3, "qencode3", "test/keyframes/manifest.json")
+	if man.Accuracy != "keyframe" || len(man.Frames) != len(wantKeys) {
+		t.Fatalf("keyframe manifest %+v", man)
+	}
+	for i, f := range man.Frames {
+		img := decodeObject(t, s3, "qencode3", "test/keyframes/"+f.File, "jpeg", 160, 90)
+		n, err := frametest.ClipBand(image.Rect(0, 0, 160, 90)).FrameNumber(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Strategy: decoded alone, or in the pass that the other outputs'
+		// frames of the same GOP share.
+		if n != wantKeys[i] || !f.Keyframe || math.Abs(f.Time-float64(n)/clipFPS) > 0.0015 || (f.Strategy != "keyframe" && f.Strategy != "pass") {
+			t.Errorf("keyframe image %d shows frame %d, want %d; manifest %+v", i, n, wantKeys[i], f)
+		}
+	}
 
 	// The sprite: 10 tiles of 160x90 (the default tile width) in a 4-column
 	// sheet; each cue's #xywh shows the frame at its start time.
@@ -265,9 +313,45 @@ func TestSeedQueryThroughNodeSDK(t *testing.T) {
 		}
 		checkFrame(t, fmt.Sprintf("tile %d", i), sheet, image.Rect(x, y, x+w, y+h), c.Start.Seconds(), nil)
 	}
-	if keys := s3.ListKeys(t, "qencode3", "test/sprite/"); !slices.Equal(keys, []string{"test/sprite/sprite_0001.webp", "test/sprite/thumbnails.vtt"}) {
+	man = readManifest(t, s3, "qencode3", "test/sprite/manifest.json")
+	for i, f := range man.Frames {
+		if want := fmt.Sprintf("%d,%d,160,90", (i%4)*160, (i/4)*90); f.File != "sprite_0001.webp" || f.XYWH != want || f.RequestedTime != float64(i) {
+			t.Errorf("sprite manifest frame %d: %+v, want xywh %s", i, f, want)
+		}
+	}
+	if keys := s3.ListKeys(t, "qencode3", "test/sprite/"); !slices.Equal(keys, []string{"test/sprite/manifest.json", "test/sprite/sprite_0001.webp", "test/sprite/thumbnails.vtt"}) {
 		t.Errorf("sprite folder holds %v", keys)
 	}
+}
+
+// manifest is the part of manifest.json the test reads.
+type manifest struct {
+	Kind     string  `json:"kind"`
+	Accuracy string  `json:"accuracy"`
+	Interval float64 `json:"interval"`
+	Source   struct {
+		Indexed bool `json:"indexed"`
+	} `json:"source"`
+	Frames []struct {
+		File          string  `json:"file"`
+		XYWH          string  `json:"xywh"`
+		RequestedTime float64 `json:"requested_time"`
+		Time          float64 `json:"time"`
+		Keyframe      bool    `json:"keyframe"`
+		Strategy      string  `json:"strategy"`
+	} `json:"frames"`
+}
+
+func readManifest(t *testing.T, s3 *s3test.Server, bucket, key string) manifest {
+	t.Helper()
+	if ct := s3.HeadObject(t, bucket, key).ContentType; ct != "application/json" {
+		t.Errorf("%s: content type %q", key, ct)
+	}
+	var m manifest
+	if err := json.Unmarshal(s3.GetObject(t, bucket, key), &m); err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	return m
 }
 
 func decodeObject(t *testing.T, s3 *s3test.Server, bucket, key, format string, w, h int) image.Image {

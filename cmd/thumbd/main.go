@@ -171,6 +171,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		Notifier:  notifier,
 		Gate:      gate,
 		Retention: cfg.Retention,
+		Accuracy:  cfg.Accuracy,
 		Logger:    log,
 
 		Sources:     sources,
