@@ -58,10 +58,10 @@ var errNoTimestamps = errors.New("some video packets have no timestamp")
 // video stream of src in decode order, one "pts,pos,flags" line each.
 // ffprobe only demuxes: nothing is decoded.
 func IndexArgs(src string, stream int) []string {
-	return []string{"-hide_banner", "-v", "error",
+	args := []string{"-hide_banner", "-v", "error",
 		"-select_streams", strconv.Itoa(stream),
-		"-show_entries", "packet=pts,pos,flags", "-of", "csv=p=0",
-		src}
+		"-show_entries", "packet=pts,pos,flags", "-of", "csv=p=0"}
+	return append(args, inputArgs(src)...)
 }
 
 // ReadIndex parses IndexArgs' output: packets in decode order. A packet
@@ -410,7 +410,8 @@ func (l lines) pos(i int) int64 {
 func (r Runner) indexLines(ctx context.Context, src string, stream int, interval string) (lines, error) {
 	args := IndexArgs(src, stream)
 	if interval != "" {
-		args = append(args[:len(args)-1], "-read_intervals", interval, src)
+		in := inputArgs(src)
+		args = append(append(slices.Clone(args[:len(args)-len(in)]), "-read_intervals", interval), in...)
 	}
 	cmd := exec.CommandContext(ctx, r.FFprobe, args...)
 	var errb bytes.Buffer

@@ -95,8 +95,9 @@ func fsec(f float64) string { return strconv.FormatFloat(f, 'f', 7, 64) }
 // offset, and the decoder's side subtracts it.
 func CopyArgs(src string, stream int, seek, dur, offset time.Duration, keep string) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-copyts",
-		"-ss", formatSeconds(seek), "-t", formatSeconds(dur), "-i", src,
-		"-map", "0:" + strconv.Itoa(stream), "-c", "copy", "-copypriorss", "1", "-bsf:v", "noise=drop='" + keep + "'"}
+		"-ss", formatSeconds(seek), "-t", formatSeconds(dur)}
+	args = append(args, inputArgs(src)...)
+	args = append(args, "-map", "0:"+strconv.Itoa(stream), "-c", "copy", "-copypriorss", "1", "-bsf:v", "noise=drop='"+keep+"'")
 	if offset > 0 {
 		args = append(args, "-output_ts_offset", formatSeconds(offset))
 	}
@@ -135,7 +136,7 @@ func DecodeArgs(inputs []Input, graphPath string) (args []string, graph string) 
 	args = []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-y", "-copyts"}
 	for _, in := range inputs {
 		args = append(args, in.Options...)
-		args = append(args, "-i", in.URL)
+		args = append(args, inputArgs(in.URL)...)
 	}
 	args = append(args, "-filter_complex_script", graphPath)
 	var g strings.Builder

@@ -49,7 +49,7 @@ func TestSelectExpr(t *testing.T) {
 func TestCopyArgs(t *testing.T) {
 	got := CopyArgs("https://example.com/v.mp4", 0, 1500*time.Millisecond, 12*time.Second, 0, "EXPR")
 	want := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-copyts",
-		"-ss", "1.500000", "-t", "12.000000", "-i", "https://example.com/v.mp4",
+		"-ss", "1.500000", "-t", "12.000000", "-protocol_whitelist", "http,https,tcp,tls", "-i", "https://example.com/v.mp4",
 		"-map", "0:0", "-c", "copy", "-copypriorss", "1", "-bsf:v", "noise=drop='EXPR'", "-avoid_negative_ts", "disabled", "-f", "nut", "pipe:1"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
@@ -148,7 +148,7 @@ func TestProbeArgBuilders(t *testing.T) {
 		want []string
 	}{
 		{"index", IndexArgs("https://example.com/v.mp4", 1),
-			[]string{"-hide_banner", "-v", "error", "-select_streams", "1", "-show_entries", "packet=pts,pos,flags", "-of", "csv=p=0", "https://example.com/v.mp4"}},
+			[]string{"-hide_banner", "-v", "error", "-select_streams", "1", "-show_entries", "packet=pts,pos,flags", "-of", "csv=p=0", "-protocol_whitelist", "http,https,tcp,tls", "-i", "https://example.com/v.mp4"}},
 		{"last frame", LastFrameArgs("v.mp4", Grab{Filter: "transpose=clock,scale=160:90", Codec: []string{"-c:v", "png"}, Out: "/w/t.png"}),
 			[]string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-y", "-copyts",
 				"-threads", "1", "-noautorotate", "-sseof", "-3", "-i", "v.mp4", "-map", "0:v:0", "-an", "-sn", "-dn",

@@ -466,7 +466,7 @@ func EncodeArgs(src string, j Encode) []string {
 	if j.Seek > 0 {
 		args = append(args, "-ss", formatSeconds(j.Seek))
 	}
-	args = append(args, "-i", src)
+	args = append(args, inputArgs(src)...)
 	if j.Mute {
 		layout := "stereo"
 		if j.Channels == 1 {

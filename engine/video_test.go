@@ -138,7 +138,7 @@ func TestEncodeArgs(t *testing.T) {
 		VideoCodec: "libx264", Profile: "main", GOP: 25, FixedGOP: true, AudioCodec: "aac", AudioRate: 44100, AudioBits: 64,
 		Channels: 2, Threads: 1, Out: "/w/o0_video.mp4", FastStart: true}
 	want := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y", "-progress", "pipe:1",
-		"-ss", "10.000000", "-i", "https://src/v.mp4", "-map", "0:v:0", "-map", "0:a:0?", "-t", "20.000000",
+		"-ss", "10.000000", "-protocol_whitelist", "http,https,tcp,tls", "-i", "https://src/v.mp4", "-map", "0:v:0", "-map", "0:a:0?", "-t", "20.000000",
 		"-filter:v", "fps=30000/1001,scale=360:240", "-c:v", "libx264", "-crf", "23", "-profile:v", "main",
 		"-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-threads", "1",
 		"-c:a", "aac", "-b:a", "64k", "-ar", "44100", "-ac", "2", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
