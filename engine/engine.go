@@ -17,7 +17,7 @@ import (
 	"github.com/thumbd/thumbd/storage"
 )
 
-// ObjectStore uploads a file to a user's destination. storage.S3
+// ObjectStore uploads a file to a user's destination. s3store.Store
 // implements it.
 type ObjectStore interface {
 	Put(ctx context.Context, dst storage.Destination, body io.ReadSeeker, size int64, contentType string) (storage.Location, error)

@@ -37,7 +37,7 @@ type TaskReleaser interface {
 }
 
 // Presigner turns an s3:// URL into an https URL that ffmpeg can read.
-// storage.S3 implements it.
+// s3store.Store implements it.
 type Presigner interface {
 	Presign(ctx context.Context, rawURL, key, secret string, ttl time.Duration) (string, error)
 }

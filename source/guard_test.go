@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/thumbd/thumbd/engine"
-	"github.com/thumbd/thumbd/storage"
+	"github.com/thumbd/thumbd/storage/s3store"
 )
 
 func TestAddressKind(t *testing.T) {
@@ -105,7 +105,7 @@ func TestPrivateSourcesRefused(t *testing.T) {
 		http.Redirect(w, r, target.URL+"/clip.mp4", http.StatusFound)
 	}))
 	publicAddr := netip.MustParseAddrPort(strings.TrimPrefix(public.URL, "http://"))
-	g := startGateway(t, Config{S3: storage.NewS3(storage.S3Options{}), exempt: func(ap netip.AddrPort) bool { return ap == publicAddr }})
+	g := startGateway(t, Config{S3: s3store.New(s3store.Options{}), exempt: func(ap netip.AddrPort) bool { return ap == publicAddr }})
 	port := strings.TrimPrefix(target.URL, "http://127.0.0.1:")
 
 	// A name that resolves to this machine, past the check of literal

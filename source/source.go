@@ -49,7 +49,7 @@ import (
 )
 
 // Presigner turns an s3:// URL into an http(s) URL anyone may GET for ttl.
-// storage.S3 implements it.
+// s3store.Store implements it.
 type Presigner interface {
 	Presign(ctx context.Context, rawURL, key, secret string, ttl time.Duration) (string, error)
 }

@@ -161,3 +161,29 @@ func (u S3URL) HostPort() string {
 func (u S3URL) String() string {
 	return "s3://" + u.HostPort() + "/" + u.Bucket + "/" + u.Key
 }
+
+// KeyHint returns a form of an access key id fit for logs and errors: its
+// first four characters and an ellipsis ("AKIA…"), or "" for no key.
+func KeyHint(key string) string {
+	switch {
+	case key == "":
+		return ""
+	case len(key) < 8:
+		return "…"
+	}
+	return key[:4] + "…"
+}
+
+// StripUserinfo returns raw without the userinfo of its authority, if any,
+// found as ParseS3URL finds it.
+func StripUserinfo(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		if strings.Contains(raw, "@") {
+			return "[unparsable URL]"
+		}
+		return raw
+	}
+	_, rest, _ = splitUserinfo(rest)
+	return scheme + "://" + rest
+}

@@ -111,8 +111,8 @@ func TestStripUserinfo(t *testing.T) {
 		{"s3://K:S@h", "s3://h"},
 		{"K:S@h/b", "[unparsable URL]"},
 	} {
-		if got := stripUserinfo(tt.raw); got != tt.want {
-			t.Errorf("stripUserinfo(%q) = %q, want %q", tt.raw, got, tt.want)
+		if got := StripUserinfo(tt.raw); got != tt.want {
+			t.Errorf("StripUserinfo(%q) = %q, want %q", tt.raw, got, tt.want)
 		}
 	}
 }

@@ -1,6 +1,8 @@
-// Package storage moves finished files to where they belong and says where
-// they are: Local keeps them under thumbd's data directory, S3 uploads them to
-// any S3-compatible server with aws-sdk-go-v2.
+// Package storage says where files go and where they are: the Destination
+// a user gives, the Location a stored file has, s3:// URLs, and Local,
+// which keeps files under thumbd's data directory. Uploading to
+// S3-compatible servers is package s3store's; this package needs no
+// network, so the engine can use its types without net/http.
 //
 // Secrets never appear in an error message or a log line.
 package storage

@@ -25,6 +25,7 @@ import (
 	"github.com/thumbd/thumbd/source"
 	"github.com/thumbd/thumbd/sqlitestore"
 	"github.com/thumbd/thumbd/storage"
+	"github.com/thumbd/thumbd/storage/s3store"
 	"github.com/thumbd/thumbd/upload"
 )
 
@@ -70,13 +71,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	}
 
 	var plane *control.Plane
-	s3opts := storage.S3Options{HTTPHosts: cfg.S3HTTPHosts, Logger: log}
+	s3opts := s3store.Options{HTTPHosts: cfg.S3HTTPHosts, Logger: log}
 	if cfg.TestAPI {
 		log.Warn("THUMBD_TEST_API=1: the test-control plane is served under /_thumbd/ (anyone can reset thumbd); never set it in production")
 		plane = control.New()
 		s3opts.HTTPClient = &http.Client{Transport: plane.Transport(nil)}
 	}
-	objects := storage.NewS3(s3opts)
+	objects := s3store.New(s3opts)
 	uploadBase := "/v1/upload_file/"
 	if cfg.PublicURL != "" {
 		uploadBase = cfg.PublicURL + uploadBase

@@ -1,4 +1,4 @@
-package storage_test
+package s3store_test
 
 import (
 	"bytes"
@@ -13,10 +13,11 @@ import (
 
 	"github.com/thumbd/thumbd/internal/s3test"
 	"github.com/thumbd/thumbd/storage"
+	"github.com/thumbd/thumbd/storage/s3store"
 )
 
-func newS3() *storage.S3 {
-	return storage.NewS3(storage.S3Options{
+func newS3() *s3store.Store {
+	return s3store.New(s3store.Options{
 		HTTPHosts: []string{s3test.Host},
 		Backoff:   time.Millisecond,
 		Logger:    slog.New(slog.DiscardHandler),
@@ -48,7 +49,7 @@ func TestS3AgainstVersitygw(t *testing.T) {
 		}
 		want := storage.Location{URL: dst.URL, Type: "custom_s3", Scheme: "http", Host: s3test.Host, Port: srv.Port, Bucket: "thumbs", Key: p.key}
 		if loc != want {
-			t.Errorf("Location = %+v, want %+v", loc, want)
+			t.Errorf("storage.Location = %+v, want %+v", loc, want)
 		}
 	}
 	for _, p := range puts {
@@ -112,7 +113,7 @@ func TestS3AgainstVersitygw(t *testing.T) {
 			t.Fatalf("Put with userinfo: %v", err)
 		}
 		if loc.URL != srv.URL("thumbs", "userinfo/a.png") {
-			t.Errorf("Location.URL = %q, want it without userinfo", loc.URL)
+			t.Errorf("storage.Location.URL = %q, want it without userinfo", loc.URL)
 		}
 	}
 	if got := srv.GetObject(t, "thumbs", "userinfo/a.png"); string(got) != "ui" {
@@ -167,9 +168,9 @@ func TestS3ErrorsAgainstVersitygw(t *testing.T) {
 			if strings.Contains(msg, tt.dst.Key) || strings.Contains(msg, tt.dst.Secret) {
 				t.Errorf("error %q leaks the destination's credentials", msg)
 			}
-			var e *storage.Error
+			var e *s3store.Error
 			if !errors.As(err, &e) {
-				t.Fatalf("error is %T, want *storage.Error", err)
+				t.Fatalf("error is %T, want *s3store.Error", err)
 			}
 			if e.Code != tt.wantCode || e.StatusCode != tt.wantStatus || e.Attempts != tt.wantAttempts || e.Op != "put" {
 				t.Errorf("Error = %+v, want code %s status %d attempts %d", e, tt.wantCode, tt.wantStatus, tt.wantAttempts)

@@ -1,4 +1,8 @@
-package storage
+// Package s3store uploads files to, and reads them from, any S3-compatible
+// server with aws-sdk-go-v2: path-style requests, https unless the host is
+// listed as plain http, retries with backoff, and errors that name the
+// destination but never its secret.
+package s3store
 
 import (
 	"context"
@@ -23,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/thumbd/thumbd/storage"
 )
 
 // Region is the signing region S3 requests use. Third-party S3 servers
@@ -38,8 +43,8 @@ const (
 	maxCachedClients = 256
 )
 
-// S3Options configures an S3.
-type S3Options struct {
+// Options configures an S3.
+type Options struct {
 	// HTTPHosts lists the hosts (names or addresses, no port) spoken to over
 	// plain http; every other host is spoken to over https.
 	HTTPHosts []string
@@ -58,8 +63,8 @@ type S3Options struct {
 // S3 talks to S3-compatible servers: it uploads files, reads them back and
 // presigns GET URLs. One S3 is safe for concurrent use; it keeps one SDK
 // client per endpoint and credentials.
-type S3 struct {
-	opts    S3Options
+type Store struct {
+	opts    Options
 	retries int
 	backoff time.Duration
 	log     *slog.Logger
@@ -69,8 +74,8 @@ type S3 struct {
 }
 
 // NewS3 returns an S3 configured by opts.
-func NewS3(opts S3Options) *S3 {
-	s := &S3{opts: opts, retries: opts.Retries, backoff: opts.Backoff, log: opts.Logger, clients: map[string]*s3.Client{}}
+func New(opts Options) *Store {
+	s := &Store{opts: opts, retries: opts.Retries, backoff: opts.Backoff, log: opts.Logger, clients: map[string]*s3.Client{}}
 	switch {
 	case s.retries == 0:
 		s.retries = defaultRetries
@@ -88,7 +93,7 @@ func NewS3(opts S3Options) *S3 {
 
 // target is a parsed object URL with the credentials to reach it.
 type target struct {
-	url     S3URL
+	url     storage.S3URL
 	shown   string // the URL as given, less any userinfo: safe to show
 	scheme  string
 	key     string
@@ -99,12 +104,12 @@ type target struct {
 
 // target parses rawURL and picks the credentials: key and secret when given,
 // else the URL's userinfo, else the default AWS credential chain.
-func (s *S3) target(op, rawURL, key, secret string) (*target, error) {
-	u, err := ParseS3URL(rawURL)
+func (s *Store) target(op, rawURL, key, secret string) (*target, error) {
+	u, err := storage.ParseS3URL(rawURL)
 	if err != nil {
-		return nil, &Error{Op: op, URL: stripUserinfo(rawURL), err: err, Message: strings.TrimPrefix(err.Error(), "storage: ")}
+		return nil, &Error{Op: op, URL: storage.StripUserinfo(rawURL), err: err, Message: strings.TrimPrefix(err.Error(), "storage: ")}
 	}
-	t := &target{url: u, shown: stripUserinfo(rawURL), key: key, secret: secret, scheme: "https"}
+	t := &target{url: u, shown: storage.StripUserinfo(rawURL), key: key, secret: secret, scheme: "https"}
 	if slices.ContainsFunc(s.opts.HTTPHosts, func(h string) bool { return strings.EqualFold(h, u.Host) }) {
 		t.scheme = "http"
 	}
@@ -117,7 +122,7 @@ func (s *S3) target(op, rawURL, key, secret string) (*target, error) {
 	case t.key == "":
 		return nil, t.fail(op, errors.New("a secret was given without an access key id"))
 	case t.secret == "":
-		return nil, t.fail(op, fmt.Errorf("access key id %s was given without a secret", KeyHint(t.key)))
+		return nil, t.fail(op, fmt.Errorf("access key id %s was given without a secret", storage.KeyHint(t.key)))
 	}
 	return t, nil
 }
@@ -130,12 +135,12 @@ func (t *target) endpoint() string { return t.scheme + "://" + t.url.HostPort() 
 // back to its start each time, except when ctx ends or the server's answer
 // cannot change (4xx such as AccessDenied or NoSuchBucket). The error, an
 // *Error, names the destination without credentials.
-func (s *S3) Put(ctx context.Context, dst Destination, body io.ReadSeeker, size int64, contentType string) (Location, error) {
+func (s *Store) Put(ctx context.Context, dst storage.Destination, body io.ReadSeeker, size int64, contentType string) (storage.Location, error) {
 	t, err := s.target("put", dst.URL, dst.Key, dst.Secret)
 	if err != nil {
-		return Location{}, err
+		return storage.Location{}, err
 	}
-	loc := Location{
+	loc := storage.Location{
 		URL:    t.shown,
 		Type:   "custom_s3",
 		Scheme: t.scheme,
@@ -145,11 +150,11 @@ func (s *S3) Put(ctx context.Context, dst Destination, body io.ReadSeeker, size 
 		Key:    t.url.Key,
 	}
 	if t.url.Key == "" {
-		return Location{}, t.fail("put", errors.New("the URL names no object key"))
+		return storage.Location{}, t.fail("put", errors.New("the URL names no object key"))
 	}
 	client, err := s.client(ctx, t)
 	if err != nil {
-		return Location{}, t.fail("put", err)
+		return storage.Location{}, t.fail("put", err)
 	}
 	in := &s3.PutObjectInput{
 		Bucket: aws.String(t.url.Bucket),
@@ -179,7 +184,7 @@ func (s *S3) Put(ctx context.Context, dst Destination, body io.ReadSeeker, size 
 		return err
 	})
 	if err != nil {
-		return Location{}, err
+		return storage.Location{}, err
 	}
 	s.log.DebugContext(ctx, "s3 put", "url", t.shown, "size", size, "attempts", t.attempt)
 	return loc, nil
@@ -190,7 +195,7 @@ func (s *S3) Put(ctx context.Context, dst Destination, body io.ReadSeeker, size 
 // secret are the credentials; when both are empty, the URL's userinfo or else
 // the default AWS credential chain is used. Opening is retried as Put is; the
 // caller closes the body.
-func (s *S3) Get(ctx context.Context, rawURL, key, secret string) (io.ReadCloser, int64, error) {
+func (s *Store) Get(ctx context.Context, rawURL, key, secret string) (io.ReadCloser, int64, error) {
 	t, err := s.target("get", rawURL, key, secret)
 	if err != nil {
 		return nil, 0, err
@@ -221,7 +226,7 @@ type ObjectInfo struct {
 
 // Stat returns what the server says about the object at rawURL, with the
 // credentials chosen as Get does.
-func (s *S3) Stat(ctx context.Context, rawURL, key, secret string) (ObjectInfo, error) {
+func (s *Store) Stat(ctx context.Context, rawURL, key, secret string) (ObjectInfo, error) {
 	t, err := s.target("stat", rawURL, key, secret)
 	if err != nil {
 		return ObjectInfo{}, err
@@ -251,7 +256,7 @@ func (s *S3) Stat(ctx context.Context, rawURL, key, secret string) (ObjectInfo, 
 // for ttl (15 minutes when 0, at most 7 days), signed with the credentials
 // chosen as Get does. It is how s3:// sources are handed to ffmpeg. The URL
 // holds the access key id, so treat it as a secret.
-func (s *S3) Presign(ctx context.Context, rawURL, key, secret string, ttl time.Duration) (string, error) {
+func (s *Store) Presign(ctx context.Context, rawURL, key, secret string, ttl time.Duration) (string, error) {
 	t, err := s.target("presign", rawURL, key, secret)
 	if err != nil {
 		return "", err
@@ -282,7 +287,7 @@ func (s *S3) Presign(ctx context.Context, rawURL, key, secret string, ttl time.D
 // making it if need be. With the default credential chain it first checks
 // that the chain yields credentials, so that a machine without any fails at
 // once instead of after every retry.
-func (s *S3) client(ctx context.Context, t *target) (*s3.Client, error) {
+func (s *Store) client(ctx context.Context, t *target) (*s3.Client, error) {
 	sum := sha256.Sum256([]byte(t.secret))
 	id := t.endpoint() + "\x00" + t.key + "\x00" + hex.EncodeToString(sum[:8])
 	if t.dflt {
@@ -339,7 +344,7 @@ func (s *S3) client(ctx context.Context, t *target) (*s3.Client, error) {
 
 // do runs call until it succeeds, fails for good or runs out of retries,
 // sleeping between tries. t.attempt counts the tries.
-func (s *S3) do(ctx context.Context, t *target, op string, call func() error) error {
+func (s *Store) do(ctx context.Context, t *target, op string, call func() error) error {
 	delay := s.backoff
 	for t.attempt = 1; ; t.attempt++ {
 		err := call()
@@ -351,7 +356,7 @@ func (s *S3) do(ctx context.Context, t *target, op string, call func() error) er
 		}
 		wait := jitter(delay)
 		s.log.WarnContext(ctx, "s3 request failed; retrying",
-			"op", op, "url", t.shown, "key_id", KeyHint(t.key),
+			"op", op, "url", t.shown, "key_id", storage.KeyHint(t.key),
 			"attempt", t.attempt, "retry_in", wait, "err", t.fail(op, err).Error())
 		timer := time.NewTimer(wait)
 		select {
@@ -499,33 +504,7 @@ func redact(s, key, secret string) string {
 		s = strings.ReplaceAll(s, secret, "[secret]")
 	}
 	if key != "" {
-		s = strings.ReplaceAll(s, key, KeyHint(key))
+		s = strings.ReplaceAll(s, key, storage.KeyHint(key))
 	}
 	return s
-}
-
-// KeyHint returns a form of an access key id fit for logs and errors: its
-// first four characters and an ellipsis ("AKIA…"), or "" for no key.
-func KeyHint(key string) string {
-	switch {
-	case key == "":
-		return ""
-	case len(key) < 8:
-		return "…"
-	}
-	return key[:4] + "…"
-}
-
-// stripUserinfo returns raw without the userinfo of its authority, if any,
-// found as ParseS3URL finds it.
-func stripUserinfo(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		if strings.Contains(raw, "@") {
-			return "[unparsable URL]"
-		}
-		return raw
-	}
-	_, rest, _ = splitUserinfo(rest)
-	return scheme + "://" + rest
 }

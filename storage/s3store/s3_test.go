@@ -1,4 +1,4 @@
-package storage
+package s3store
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/thumbd/thumbd/storage"
 )
 
 const (
@@ -123,9 +125,9 @@ func TestPutRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake(t, false, tt.script...)
-			s := NewS3(S3Options{HTTPHosts: []string{"127.0.0.1"}, Retries: tt.retries, Backoff: time.Millisecond, Logger: quietLogger()})
+			s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Retries: tt.retries, Backoff: time.Millisecond, Logger: quietLogger()})
 			content := "PNG-DATA-" + tt.name
-			dst := Destination{
+			dst := storage.Destination{
 				URL: f.url("bucket/task/thumb_0001.png"), Key: fakeKey, Secret: fakeSecret,
 				Permissions: "public-read", StorageClass: "REDUCED_REDUNDANCY", CacheControl: "max-age=60",
 			}
@@ -161,9 +163,9 @@ func TestPutRetries(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Put: %v", err)
 				}
-				want := Location{URL: dst.URL, Type: "custom_s3", Scheme: "http", Host: "127.0.0.1", Port: f.srv.Listener.Addr().(*net.TCPAddr).Port, Bucket: "bucket", Key: "task/thumb_0001.png"}
+				want := storage.Location{URL: dst.URL, Type: "custom_s3", Scheme: "http", Host: "127.0.0.1", Port: f.srv.Listener.Addr().(*net.TCPAddr).Port, Bucket: "bucket", Key: "task/thumb_0001.png"}
 				if loc != want {
-					t.Errorf("Location = %+v, want %+v", loc, want)
+					t.Errorf("storage.Location = %+v, want %+v", loc, want)
 				}
 				return
 			}
@@ -215,9 +217,9 @@ func TestPutRedactsServerEcho(t *testing.T) {
 	f := newFake(t, false, reply{status: 403, code: "SignatureDoesNotMatch",
 		msg: "key " + fakeKey + " with secret " + fakeSecret + " is wrong"})
 	var logs strings.Builder
-	s := NewS3(S3Options{HTTPHosts: []string{"127.0.0.1"}, Backoff: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Backoff: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	url := f.url("b/k.png")
-	_, err := s.Put(t.Context(), Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "image/png")
+	_, err := s.Put(t.Context(), storage.Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "image/png")
 	if err == nil {
 		t.Fatal("Put succeeded")
 	}
@@ -230,8 +232,8 @@ func TestPutRedactsServerEcho(t *testing.T) {
 func TestPutLogsRetriesWithoutSecrets(t *testing.T) {
 	f := newFake(t, false, reply{status: 500, code: "InternalError", msg: fakeSecret}, reply{status: 200})
 	var logs strings.Builder
-	s := NewS3(S3Options{HTTPHosts: []string{"127.0.0.1"}, Backoff: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if _, err := s.Put(t.Context(), Destination{URL: f.url("b/k.png"), Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, ""); err != nil {
+	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Backoff: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if _, err := s.Put(t.Context(), storage.Destination{URL: f.url("b/k.png"), Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, ""); err != nil {
 		t.Fatal(err)
 	}
 	out := logs.String()
@@ -247,10 +249,10 @@ func TestPutCancelStopsRetries(t *testing.T) {
 	f := newFake(t, false, reply{status: 500, code: "InternalError", msg: "down"})
 	ctx, cancel := context.WithCancel(t.Context())
 	// Cancel when Put logs that it will retry, in a minute.
-	s := NewS3(S3Options{HTTPHosts: []string{"127.0.0.1"}, Retries: 10, Backoff: time.Minute, Logger: slog.New(onWarn(cancel))})
+	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Retries: 10, Backoff: time.Minute, Logger: slog.New(onWarn(cancel))})
 	start := time.Now()
 	url := f.url("b/k.png")
-	_, err := s.Put(ctx, Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "")
+	_, err := s.Put(ctx, storage.Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "")
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -265,7 +267,7 @@ func TestPutCancelStopsRetries(t *testing.T) {
 	t.Logf("error: %v", err)
 
 	// Already canceled: no retries either.
-	_, err = s.Put(ctx, Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "")
+	_, err = s.Put(ctx, storage.Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "")
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
@@ -281,9 +283,9 @@ func TestPutRetriesNetworkErrors(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
-	s := NewS3(S3Options{HTTPHosts: []string{"127.0.0.1"}, Retries: 2, Backoff: time.Millisecond, Logger: quietLogger()})
+	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Retries: 2, Backoff: time.Millisecond, Logger: quietLogger()})
 	url := "s3://" + addr + "/b/k.png"
-	_, err = s.Put(t.Context(), Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "")
+	_, err = s.Put(t.Context(), storage.Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "")
 	var e *Error
 	if !errors.As(err, &e) {
 		t.Fatalf("err = %v, want *Error", err)
@@ -297,22 +299,22 @@ func TestPutRetriesNetworkErrors(t *testing.T) {
 
 func TestPutHTTPSAndClientCache(t *testing.T) {
 	f := newFake(t, true)
-	s := NewS3(S3Options{HTTPClient: f.srv.Client(), Logger: quietLogger()}) // 127.0.0.1 not in HTTPHosts: https
+	s := New(Options{HTTPClient: f.srv.Client(), Logger: quietLogger()}) // 127.0.0.1 not in HTTPHosts: https
 	url := f.url("b/a.png")
-	loc, err := s.Put(t.Context(), Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("a"), 1, "image/png")
+	loc, err := s.Put(t.Context(), storage.Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("a"), 1, "image/png")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if loc.Scheme != "https" || f.requests[0].TLS == nil {
 		t.Errorf("Scheme = %q, TLS = %v; want https", loc.Scheme, f.requests[0].TLS)
 	}
-	if _, err := s.Put(t.Context(), Destination{URL: f.url("b/b.png"), Key: fakeKey, Secret: fakeSecret}, strings.NewReader("b"), 1, ""); err != nil {
+	if _, err := s.Put(t.Context(), storage.Destination{URL: f.url("b/b.png"), Key: fakeKey, Secret: fakeSecret}, strings.NewReader("b"), 1, ""); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(s.clients); n != 1 {
 		t.Errorf("%d cached clients after two puts with the same credentials, want 1", n)
 	}
-	if _, err := s.Put(t.Context(), Destination{URL: url, Key: fakeKey, Secret: "other-secret-value"}, strings.NewReader("c"), 1, ""); err != nil {
+	if _, err := s.Put(t.Context(), storage.Destination{URL: url, Key: fakeKey, Secret: "other-secret-value"}, strings.NewReader("c"), 1, ""); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(s.clients); n != 2 {
@@ -328,16 +330,16 @@ func TestPutHTTPSAndClientCache(t *testing.T) {
 func TestPutCredentials(t *testing.T) {
 	f := newFake(t, false)
 	hostport := strings.TrimPrefix(f.srv.URL, "http://")
-	s := NewS3(S3Options{HTTPHosts: []string{"127.0.0.1"}, Logger: quietLogger()})
+	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Logger: quietLogger()})
 
 	// Credentials in the URL's userinfo, percent-encoded.
 	raw := "s3://URLKEY0123456789:" + url.PathEscape("url/secret+1") + "@" + hostport + "/b/k.png"
-	loc, err := s.Put(t.Context(), Destination{URL: raw}, strings.NewReader("x"), 1, "")
+	loc, err := s.Put(t.Context(), storage.Destination{URL: raw}, strings.NewReader("x"), 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "s3://" + hostport + "/b/k.png"; loc.URL != want {
-		t.Errorf("Location.URL = %q, want %q (no userinfo)", loc.URL, want)
+		t.Errorf("storage.Location.URL = %q, want %q (no userinfo)", loc.URL, want)
 	}
 	if a := f.requests[0].Header.Get("Authorization"); !strings.Contains(a, "Credential=URLKEY0123456789/") {
 		t.Errorf("Authorization %q does not use the URL's key", a)
@@ -347,7 +349,7 @@ func TestPutCredentials(t *testing.T) {
 	isolateAWSEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "ENVKEY0123456789")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
-	if _, err := s.Put(t.Context(), Destination{URL: f.url("b/k.png")}, strings.NewReader("x"), 1, ""); err != nil {
+	if _, err := s.Put(t.Context(), storage.Destination{URL: f.url("b/k.png")}, strings.NewReader("x"), 1, ""); err != nil {
 		t.Fatal(err)
 	}
 	if a := f.requests[1].Header.Get("Authorization"); !strings.Contains(a, "Credential=ENVKEY0123456789/") {
@@ -355,7 +357,7 @@ func TestPutCredentials(t *testing.T) {
 	}
 
 	// Half the credentials: refused before any request.
-	for _, dst := range []Destination{
+	for _, dst := range []storage.Destination{
 		{URL: f.url("b/k.png"), Key: fakeKey},
 		{URL: f.url("b/k.png"), Secret: fakeSecret},
 	} {
@@ -367,10 +369,10 @@ func TestPutCredentials(t *testing.T) {
 		checkError(t, err, dst.URL, "without")
 	}
 	// No object key, bad URL.
-	if _, err := s.Put(t.Context(), Destination{URL: f.url("b/"), Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, ""); err == nil || !strings.Contains(err.Error(), "no object key") {
+	if _, err := s.Put(t.Context(), storage.Destination{URL: f.url("b/"), Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, ""); err == nil || !strings.Contains(err.Error(), "no object key") {
 		t.Errorf("Put to a folder: err = %v", err)
 	}
-	if _, err := s.Put(t.Context(), Destination{URL: "ftp://" + fakeKey + ":" + fakeSecret + "@h/b/k", Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, ""); err == nil {
+	if _, err := s.Put(t.Context(), storage.Destination{URL: "ftp://" + fakeKey + ":" + fakeSecret + "@h/b/k", Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, ""); err == nil {
 		t.Error("Put to ftp:// succeeded")
 	} else {
 		checkError(t, err, "ftp://h/b/k", "not s3")
@@ -383,8 +385,8 @@ func TestPutCredentials(t *testing.T) {
 func TestPutNoDefaultCredentials(t *testing.T) {
 	f := newFake(t, false)
 	isolateAWSEnv(t)
-	s := NewS3(S3Options{HTTPHosts: []string{"127.0.0.1"}, Backoff: time.Millisecond, Logger: quietLogger()})
-	_, err := s.Put(t.Context(), Destination{URL: f.url("b/k.png")}, strings.NewReader("x"), 1, "")
+	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Backoff: time.Millisecond, Logger: quietLogger()})
+	_, err := s.Put(t.Context(), storage.Destination{URL: f.url("b/k.png")}, strings.NewReader("x"), 1, "")
 	if err == nil {
 		t.Fatal("Put without any credentials succeeded")
 	}
