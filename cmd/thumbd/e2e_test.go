@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"image"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -25,35 +23,11 @@ import (
 
 const clipFPS = 25
 
-// startThumbd runs the real wiring of the binary on a free port and returns
-// its base URL.
+// startThumbd runs the real wiring of the binary on a free port, with the
+// default configuration changed by mutate, and returns its base URL.
 func startThumbd(t *testing.T, mutate func(*Config)) string {
 	t.Helper()
-	cfg, err := LoadConfig([]string{"-addr", "127.0.0.1:0", "-data-dir", t.TempDir(), "-workers", "2", "-allow-private-sources=true"}, func(string) string { return "" }, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	listening := make(chan string, 1)
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	go func() { done <- Run(ctx, cfg, log, listening) }()
-	var addr string
-	select {
-	case addr = <-listening:
-	case err := <-done:
-		t.Fatalf("thumbd did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("thumbd stopped with %v", err)
-		}
-	})
-	return "http://" + addr
+	return runThumbd(t, testConfig(t, mutate)).base
 }
 
 type testWriter struct{ t *testing.T }
