@@ -138,13 +138,13 @@ func TestEncodeVideos(t *testing.T) {
 		t.Fatalf("images %+v videos %+v", snap.Images, snap.Videos)
 	}
 	type want struct {
-		w, h            int
-		rate            Rate
-		dur             float64
-		vcodec, acodec  string
-		format, key, ct string
-		gop             int
-		channels        int
+		w, h           int
+		rate           Rate
+		dur            float64
+		vcodec, acodec string
+		format, key    string
+		gop            int
+		channels       int
 	}
 	wants := []want{
 		{w: 160, h: 120, rate: Rate{10, 1}, dur: 2, vcodec: "h264", acodec: "aac", format: "mp4", key: "video-1.mp4", gop: 10, channels: 2},

@@ -83,9 +83,9 @@ func TestCallbacks(t *testing.T) {
 			if final.Status != tt.wantStatus {
 				t.Fatalf("task ended %s, want %s", final.Status, tt.wantStatus)
 			}
-			forms := rcv.waitForms(t, len(tt.wantEvents))
+			rcv.waitForms(t, len(tt.wantEvents))
 			time.Sleep(200 * time.Millisecond) // nothing more may come
-			forms = rcv.waitForms(t, len(tt.wantEvents))
+			forms := rcv.waitForms(t, len(tt.wantEvents))
 			if len(forms) != len(tt.wantEvents) {
 				t.Fatalf("receiver got %d callbacks, want %d", len(forms), len(tt.wantEvents))
 			}
