@@ -6,6 +6,11 @@
 #            go install into $(go env GOBIN) or $(go env GOPATH)/bin
 #   node     node + npm (from Debian if missing), then `npm ci` in e2e/node
 #            when node_modules is missing or older than package-lock.json
+#   pg       PostgreSQL from Debian (postgresql) if missing, a running
+#            cluster (pg_lsclusters / pg_ctlcluster), and the role and
+#            database the tests use: thumbd / thumbd on 127.0.0.1:5432,
+#            database thumbd_test (scripts/test.sh exports
+#            THUMBD_TEST_DATABASE_URL for them)
 # With no arguments it installs everything; name components to install only
 # those (scripts/run.sh runs `deps.sh ffmpeg`).
 # Works as root, or as a user with sudo for the apt-get steps; go install and
@@ -103,14 +108,61 @@ need_node() {
 	fi
 }
 
+# as_postgres runs a command as the postgres superuser (root: runuser;
+# otherwise sudo -u).
+as_postgres() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- "$@"
+	elif [ "$(id -un)" = postgres ]; then
+		"$@"
+	elif [ "${#SUDO[@]}" -gt 0 ]; then
+		sudo -u postgres -- "$@"
+	else
+		die "need root or sudo to run $1 as postgres"
+	fi
+}
+
+need_pg() {
+	if ! command -v pg_lsclusters >/dev/null 2>&1; then
+		apt_install postgresql
+	fi
+	command -v pg_lsclusters >/dev/null 2>&1 || die "pg_lsclusters still missing after installing postgresql"
+	# The first cluster listed (Debian creates <version> main on install).
+	local ver name status
+	read -r ver name status < <(pg_lsclusters --no-header | awk 'NR == 1 {print $1, $2, $4}') || true
+	if [ -z "${ver:-}" ]; then
+		ver="$(ls /usr/lib/postgresql | sort -n | tail -1)"
+		name=main
+		log "pg_createcluster $ver $name"
+		"${SUDO[@]}" pg_createcluster "$ver" "$name"
+		status=down
+	fi
+	if [ "$status" != online ]; then
+		log "pg_ctlcluster $ver $name start"
+		"${SUDO[@]}" pg_ctlcluster "$ver" "$name" start
+	fi
+	local port
+	port="$(pg_lsclusters --no-header | awk -v v="$ver" -v n="$name" '$1 == v && $2 == n {print $3}')"
+	[ "$port" = 5432 ] || log "warning: cluster $ver/$name listens on port $port; the tests expect 5432"
+	# Idempotent: the role (password auth over TCP: Debian's pg_hba asks
+	# 127.0.0.1 for scram-sha-256) and the test database.
+	as_postgres psql -X -q -v ON_ERROR_STOP=1 -p "$port" -d postgres <<-'SQL'
+		SELECT 'CREATE ROLE thumbd LOGIN PASSWORD ''thumbd'''
+		WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'thumbd')\gexec
+		SELECT 'CREATE DATABASE thumbd_test OWNER thumbd'
+		WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'thumbd_test')\gexec
+	SQL
+}
+
 if [ "$#" -eq 0 ]; then
-	set -- ffmpeg s3 node
+	set -- ffmpeg s3 node pg
 fi
 for c in "$@"; do
 	case "$c" in
 	ffmpeg) need_ffmpeg ;;
 	s3 | versitygw) need_versitygw ;;
 	node | npm) need_node ;;
-	*) die "unknown component $c (want ffmpeg, s3, node)" ;;
+	pg | postgres | postgresql) need_pg ;;
+	*) die "unknown component $c (want ffmpeg, s3, node, pg)" ;;
 	esac
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh installs missing test dependencies (scripts/deps.sh), then runs
-# go vet and the whole test suite. Extra arguments go to `go test` after the
+# go vet and the whole test suite, with THUMBD_TEST_DATABASE_URL set to the
+# PostgreSQL database deps.sh prepared. Extra arguments go to `go test` after the
 # package list, e.g. scripts/test.sh -run TestE2E -v. TEST_PKGS overrides the
 # package list (default ./...), e.g. TEST_PKGS=./vtt scripts/test.sh -update.
 set -euo pipefail
@@ -14,6 +15,8 @@ if [ -z "$gobin" ]; then
 	gobin="$(go env GOPATH | cut -d: -f1)/bin"
 fi
 export PATH="$gobin:$PATH"
+# The PostgreSQL that deps.sh set up; tests that need it skip without it.
+export THUMBD_TEST_DATABASE_URL="${THUMBD_TEST_DATABASE_URL:-postgres://thumbd:thumbd@127.0.0.1:5432/thumbd_test?sslmode=disable}"
 
 read -r -a pkgs <<<"${TEST_PKGS:-./...}"
 
