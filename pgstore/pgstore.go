@@ -1,0 +1,293 @@
+// Package pgstore keeps thumbd's access tokens and tasks in PostgreSQL
+// (github.com/jackc/pgx/v5), so that several thumbd processes can share
+// them. The same database holds River's queue tables (package riverq): Pool
+// returns the connection pool to hand to River's riverpgxv5 driver.
+//
+// The schema mirrors package sqlitestore: tables thumbd_session and
+// thumbd_task (River's tables are named river_*), times kept as Unix
+// nanoseconds, the spec and the status as JSON text. They are created in
+// the connection's current schema, which a search_path parameter in the
+// URL chooses.
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/thumbd/thumbd/engine"
+)
+
+// DB is an engine.Store kept in PostgreSQL.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+var _ engine.Store = (*DB)(nil)
+
+// schemaLock is the key of the advisory lock taken while the schema is
+// created, so that thumbd processes starting together do not race.
+const schemaLock = 0x7468756d6264 // "thumbd"
+
+const schema = `
+CREATE TABLE IF NOT EXISTS thumbd_session (
+	token      TEXT PRIMARY KEY NOT NULL,
+	expires_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS thumbd_task (
+	token      TEXT PRIMARY KEY NOT NULL,
+	created_at BIGINT NOT NULL,
+	ended_at   BIGINT,
+	state      TEXT NOT NULL,
+	spec       TEXT,
+	snap       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS thumbd_task_state ON thumbd_task (state, created_at);
+CREATE INDEX IF NOT EXISTS thumbd_task_ended ON thumbd_task (ended_at);
+CREATE INDEX IF NOT EXISTS thumbd_session_expires ON thumbd_session (expires_at);
+`
+
+// Open connects to the database at url (postgres://user:password@host/db)
+// and creates the tables it lacks. Errors never hold the URL's password.
+func Open(ctx context.Context, url string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, wrap(err) // pgconn masks the password in parse errors
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	d := &DB{pool: pool}
+	if err := d.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgstore: creating tables in %s: %w", Describe(cfg.ConnConfig), err)
+	}
+	return d, nil
+}
+
+func (d *DB) migrate(ctx context.Context) error {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(schemaLock)); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, schema); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// Describe names a database by host, port and database name, never its
+// password: for logs.
+func Describe(c *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s:%d/%s", c.Host, c.Port, c.Database)
+}
+
+// Pool returns the connection pool, for River's riverpgxv5 driver.
+func (d *DB) Pool() *pgxpool.Pool { return d.pool }
+
+// Close closes the connection pool.
+func (d *DB) Close() error {
+	d.pool.Close()
+	return nil
+}
+
+func nanos(t time.Time) int64 { return t.UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n) }
+
+// PutSession implements engine.Store.
+func (d *DB) PutSession(ctx context.Context, token string, expires time.Time) error {
+	_, err := d.pool.Exec(ctx, `INSERT INTO thumbd_session (token, expires_at) VALUES ($1, $2)
+		ON CONFLICT (token) DO UPDATE SET expires_at = EXCLUDED.expires_at`, token, nanos(expires))
+	return wrap(err)
+}
+
+// Session implements engine.Store.
+func (d *DB) Session(ctx context.Context, token string) (time.Time, error) {
+	var n int64
+	err := d.pool.QueryRow(ctx, `SELECT expires_at FROM thumbd_session WHERE token = $1`, token).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, engine.ErrTokenNotFound
+	}
+	if err != nil {
+		return time.Time{}, wrap(err)
+	}
+	return fromNanos(n).UTC(), nil
+}
+
+// CreateTask implements engine.Store.
+func (d *DB) CreateTask(ctx context.Context, rec engine.TaskRecord) error {
+	spec, snap, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	_, err = d.pool.Exec(ctx, `INSERT INTO thumbd_task (token, created_at, ended_at, state, spec, snap) VALUES ($1, $2, $3, $4, $5, $6)`,
+		rec.Token, nanos(rec.Created), ended(rec), string(rec.Snap.State), spec, snap)
+	return wrap(err)
+}
+
+const selectTask = `SELECT token, created_at, ended_at, spec, snap FROM thumbd_task WHERE token = $1`
+
+// Task implements engine.Store.
+func (d *DB) Task(ctx context.Context, token string) (engine.TaskRecord, error) {
+	return scanTask(d.pool.QueryRow(ctx, selectTask, token))
+}
+
+// UpdateTask implements engine.Store: the read (SELECT ... FOR UPDATE, so
+// that another process's update of the same task waits), f and the write
+// happen in one transaction.
+func (d *DB) UpdateTask(ctx context.Context, token string, f func(*engine.TaskRecord) error) error {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return wrap(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	rec, err := scanTask(tx.QueryRow(ctx, selectTask+` FOR UPDATE`, token))
+	if err != nil {
+		return err
+	}
+	if err := f(&rec); err != nil {
+		return err
+	}
+	spec, snap, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE thumbd_task SET ended_at = $1, state = $2, spec = $3, snap = $4 WHERE token = $5`,
+		ended(rec), string(rec.Snap.State), spec, snap, token); err != nil {
+		return wrap(err)
+	}
+	return wrap(tx.Commit(ctx))
+}
+
+// Unfinished implements engine.Store.
+func (d *DB) Unfinished(ctx context.Context) ([]string, error) {
+	return d.tokens(ctx, `SELECT token FROM thumbd_task WHERE spec IS NOT NULL AND state NOT IN ($1, $2) ORDER BY created_at`,
+		string(engine.StateCompleted), string(engine.StateError))
+}
+
+// Expired implements engine.Store.
+func (d *DB) Expired(ctx context.Context, t time.Time) ([]string, error) {
+	return d.tokens(ctx, `SELECT token FROM thumbd_task WHERE (ended_at IS NOT NULL AND ended_at < $1) OR (spec IS NULL AND created_at < $1) ORDER BY token COLLATE "C"`,
+		nanos(t))
+}
+
+// DeleteTask implements engine.Store.
+func (d *DB) DeleteTask(ctx context.Context, token string) error {
+	_, err := d.pool.Exec(ctx, `DELETE FROM thumbd_task WHERE token = $1`, token)
+	return wrap(err)
+}
+
+// DeleteSessions implements engine.Store.
+func (d *DB) DeleteSessions(ctx context.Context, t time.Time) error {
+	_, err := d.pool.Exec(ctx, `DELETE FROM thumbd_session WHERE expires_at < $1`, nanos(t))
+	return wrap(err)
+}
+
+// Reset implements engine.Store: the tasks it returns are the ones it
+// deleted, even while other processes add some.
+func (d *DB) Reset(ctx context.Context) ([]string, error) {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	rows, err := tx.Query(ctx, `DELETE FROM thumbd_task RETURNING token`)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM thumbd_session`); err != nil {
+		return nil, wrap(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, wrap(err)
+	}
+	slices.Sort(out) // bytewise, as SQLite's ORDER BY token
+	return out, nil
+}
+
+func (d *DB) tokens(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := d.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return out, wrap(err)
+}
+
+func ended(rec engine.TaskRecord) *int64 {
+	if rec.Ended.IsZero() {
+		return nil
+	}
+	n := nanos(rec.Ended)
+	return &n
+}
+
+func encode(rec engine.TaskRecord) (spec *string, snap string, err error) {
+	if rec.Spec != nil {
+		b, err := json.Marshal(rec.Spec)
+		if err != nil {
+			return nil, "", fmt.Errorf("pgstore: encoding a spec: %w", err)
+		}
+		s := string(b)
+		spec = &s
+	}
+	b, err := json.Marshal(rec.Snap)
+	if err != nil {
+		return nil, "", fmt.Errorf("pgstore: encoding a status: %w", err)
+	}
+	return spec, string(b), nil
+}
+
+func scanTask(row pgx.Row) (engine.TaskRecord, error) {
+	var (
+		rec     engine.TaskRecord
+		created int64
+		endedAt *int64
+		spec    *string
+		snap    string
+	)
+	err := row.Scan(&rec.Token, &created, &endedAt, &spec, &snap)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rec, engine.ErrTokenNotFound
+	}
+	if err != nil {
+		return rec, wrap(err)
+	}
+	rec.Created = fromNanos(created)
+	if endedAt != nil {
+		rec.Ended = fromNanos(*endedAt)
+	}
+	if spec != nil {
+		rec.Spec = new(engine.Spec)
+		if err := json.Unmarshal([]byte(*spec), rec.Spec); err != nil {
+			return rec, fmt.Errorf("pgstore: task %s: decoding its spec: %w", engine.Redact(rec.Token), err)
+		}
+	}
+	if err := json.Unmarshal([]byte(snap), &rec.Snap); err != nil {
+		return rec, fmt.Errorf("pgstore: task %s: decoding its status: %w", engine.Redact(rec.Token), err)
+	}
+	return rec, nil
+}
+
+func wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("pgstore: %w", err)
+}
