@@ -28,7 +28,8 @@ type Config struct {
 	FFprobe         string
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
-	Store           string        // "sqlite" or "memory"
+	Store           string        // "sqlite", "postgres" or "memory"
+	DatabaseURL     string        // postgres:// URL of the shared database (Store "postgres")
 	Retention       time.Duration // how long ended tasks and kept files stay; 0: for ever
 	TaskTimeout     time.Duration // time limit of one task, reading its source included; 0: none
 	CallbackRetry   time.Duration // how long a failing callback is retried
@@ -104,13 +105,26 @@ func settings() []setting {
 			return c.LogLevel.UnmarshalText([]byte(v))
 		}},
 		{"shutdown-timeout", "THUMBD_SHUTDOWN_TIMEOUT", "30s", "how long a shutdown waits for requests and running tasks to finish; tasks still running then are stopped and stay queued", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
-		{"store", "THUMBD_STORE", "sqlite", "where tasks, tokens and the queue live: sqlite (a database in the data directory, kept across restarts) or memory (lost on exit)", func(c *Config, v string) error {
+		{"store", "THUMBD_STORE", "", "where tasks, tokens and the queue live: sqlite (a database in the data directory, kept across restarts), postgres (the database at -database-url, shared by several thumbd processes) or memory (lost on exit); empty: postgres when -database-url is set, else sqlite", func(c *Config, v string) error {
 			switch v {
-			case "sqlite", "memory":
+			case "", "sqlite", "postgres", "memory":
 				c.Store = v
 				return nil
 			}
-			return fmt.Errorf("must be sqlite or memory, got %q", v)
+			return fmt.Errorf("must be sqlite, postgres or memory, got %q", v)
+		}},
+		{"database-url", "THUMBD_DATABASE_URL", "", "PostgreSQL URL like postgres://user:password@host:5432/thumbd for -store postgres, which it makes the default", func(c *Config, v string) error {
+			if v == "" {
+				c.DatabaseURL = ""
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+				// Never the value: it may hold a password.
+				return fmt.Errorf("must be a URL like postgres://user:password@host:5432/thumbd")
+			}
+			c.DatabaseURL = v
+			return nil
 		}},
 		{"retention", "THUMBD_RETENTION", "24h", "how long a task is kept after it ends, with the files thumbd keeps for it; 0 keeps them for ever", duration(func(c *Config) *time.Duration { return &c.Retention })},
 		{"task-timeout", "THUMBD_TASK_TIMEOUT", "1h", "time limit of one task, reading its source included, after which it ends in error; 0: none", duration(func(c *Config) *time.Duration { return &c.TaskTimeout })},
@@ -213,5 +227,25 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 			return c, fmt.Errorf("-%s / %s: %w", s.flag, s.env, err)
 		}
 	}
+	switch {
+	case c.Store == "" && c.DatabaseURL != "":
+		c.Store = "postgres"
+	case c.Store == "":
+		c.Store = "sqlite"
+	case c.Store == "postgres" && c.DatabaseURL == "":
+		return c, fmt.Errorf("-store / THUMBD_STORE is postgres: set -database-url / THUMBD_DATABASE_URL to the database's postgres:// URL")
+	case c.Store != "postgres" && c.DatabaseURL != "":
+		return c, fmt.Errorf("-database-url / THUMBD_DATABASE_URL is set but -store / THUMBD_STORE is %s: unset one, or choose postgres", c.Store)
+	}
 	return c, nil
+}
+
+// databaseName names the database of a postgres:// URL by host and path,
+// never its user or password: for logs.
+func databaseName(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Host + u.Path
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/thumbd/thumbd/engine"
 )
 
+const pgURL = "postgres://thumbd:hunter2@db.internal:5432/thumbd?sslmode=require"
+
 func TestLoadConfig(t *testing.T) {
 	defaults := Config{
 		Addr: "127.0.0.1:8080", DataDir: "./thumbd-data", Workers: runtime.NumCPU(), Accuracy: engine.AccuracyExact,
@@ -100,7 +102,27 @@ func TestLoadConfig(t *testing.T) {
 			args: []string{"-test-api=false", "-retention", "0"},
 			want: with(func(c *Config) { c.TestAPI, c.Retention = false, 0 }),
 		},
-		{name: "bad store", env: map[string]string{"THUMBD_STORE": "postgres"}, wantErr: "THUMBD_STORE"},
+		{name: "bad store", env: map[string]string{"THUMBD_STORE": "mysql"}, wantErr: "THUMBD_STORE"},
+		{
+			name: "database URL makes postgres the default",
+			env:  map[string]string{"THUMBD_DATABASE_URL": pgURL},
+			want: with(func(c *Config) { c.Store, c.DatabaseURL = "postgres", pgURL }),
+		},
+		{
+			name: "postgres by flag",
+			args: []string{"-store", "postgres", "-database-url", "postgresql://db.internal/thumbd"},
+			want: with(func(c *Config) { c.Store, c.DatabaseURL = "postgres", "postgresql://db.internal/thumbd" }),
+		},
+		{
+			name: "store flag over a database URL in the environment",
+			env:  map[string]string{"THUMBD_DATABASE_URL": pgURL},
+			args: []string{"-store", "memory", "-database-url", ""},
+			want: with(func(c *Config) { c.Store = "memory" }),
+		},
+		{name: "postgres without a URL", env: map[string]string{"THUMBD_STORE": "postgres"}, wantErr: "set -database-url / THUMBD_DATABASE_URL"},
+		{name: "URL with another store", env: map[string]string{"THUMBD_STORE": "sqlite", "THUMBD_DATABASE_URL": pgURL}, wantErr: "-store / THUMBD_STORE is sqlite"},
+		{name: "not a postgres URL", env: map[string]string{"THUMBD_DATABASE_URL": "mysql://u:hunter2@db/x"}, wantErr: "THUMBD_DATABASE_URL"},
+		{name: "unparsable URL", env: map[string]string{"THUMBD_DATABASE_URL": "postgres://u:hunter2@db:port/x"}, wantErr: "THUMBD_DATABASE_URL"},
 		{name: "bad retention", env: map[string]string{"THUMBD_RETENTION": "1 day"}, wantErr: "THUMBD_RETENTION"},
 		{name: "negative task timeout", args: []string{"-task-timeout", "-1m"}, wantErr: "-task-timeout"},
 		{name: "bad callback retry", env: map[string]string{"THUMBD_CALLBACK_RETRY": "often"}, wantErr: "THUMBD_CALLBACK_RETRY"},
@@ -116,6 +138,9 @@ func TestLoadConfig(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want one mentioning %q", err, tt.wantErr)
 				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("error %q holds a password", err)
+				}
 				return
 			}
 			if err != nil {
@@ -125,6 +150,19 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestDatabaseNameHidesPassword(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{pgURL, "db.internal:5432/thumbd"},
+		{"postgres://db/x?sslmode=disable&password=hunter2", "db/x"},
+		{"postgres://u:hunter2@db:port/x", "(unparsable URL)"},
+	}
+	for _, tt := range tests {
+		if got := databaseName(tt.url); got != tt.want || strings.Contains(got, "hunter2") {
+			t.Errorf("databaseName(%q) = %q, want %q", tt.url, got, tt.want)
+		}
 	}
 }
 

@@ -23,11 +23,22 @@ type thumbd struct {
 // it at the end of the test unless stop was called.
 func runThumbd(t *testing.T, cfg Config) *thumbd {
 	t.Helper()
+	return runThumbdLog(t, cfg, nil)
+}
+
+// runThumbdLog is runThumbd that also copies thumbd's log to logw when it
+// is not nil.
+func runThumbdLog(t *testing.T, cfg Config, logw io.Writer) *thumbd {
+	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	listening := make(chan string, 1)
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var w io.Writer = testWriter{t}
+	if logw != nil {
+		w = io.MultiWriter(w, logw)
+	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	go func() { done <- Run(ctx, cfg, log, listening) }()
 	var addr string
 	select {

@@ -21,6 +21,7 @@ import (
 	"github.com/thumbd/thumbd/callback"
 	"github.com/thumbd/thumbd/control"
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/pgstore"
 	"github.com/thumbd/thumbd/riverq"
 	"github.com/thumbd/thumbd/source"
 	"github.com/thumbd/thumbd/sqlitestore"
@@ -117,14 +118,28 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		q := engine.NewMemoryQueue(4096)
 		q.Grace, q.Timeout = cfg.ShutdownTimeout, queueTimeout(cfg.TaskTimeout)
 		store, queue = engine.NewMemoryStore(), q
+	case "postgres":
+		// Several thumbd processes may share this database and its queue.
+		// A task of a process that died is run again by River's rescuer
+		// (see riverq.NewPostgres), not at the next start as with SQLite.
+		log.Info("using PostgreSQL", "database", databaseName(cfg.DatabaseURL))
+		db, err := pgstore.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		q, err := riverq.NewPostgres(ctx, db.Pool(), riverOptions(cfg, log))
+		if err != nil {
+			return err
+		}
+		store, queue = db, q
 	default:
 		db, err := sqlitestore.Open(ctx, cfg.DataDir)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
-		q, err := riverq.NewSQLite(ctx, db.SQL(), riverq.Options{Workers: cfg.Workers, Grace: cfg.ShutdownTimeout,
-			Timeout: queueTimeout(cfg.TaskTimeout), Poll: 500 * time.Millisecond, Logger: log.With("component", "river")})
+		q, err := riverq.NewSQLite(ctx, db.SQL(), riverOptions(cfg, log))
 		if err != nil {
 			return err
 		}
@@ -264,6 +279,12 @@ func presignTTL(taskTimeout time.Duration) time.Duration {
 		return 24 * time.Hour
 	}
 	return taskTimeout + 10*time.Minute
+}
+
+// riverOptions configures the River queue of either database.
+func riverOptions(cfg Config, log *slog.Logger) riverq.Options {
+	return riverq.Options{Workers: cfg.Workers, Grace: cfg.ShutdownTimeout,
+		Timeout: queueTimeout(cfg.TaskTimeout), Poll: 500 * time.Millisecond, Logger: log.With("component", "river")}
 }
 
 // queueTimeout is the queue's own limit on one task: a safety net behind
