@@ -12,7 +12,6 @@ package pgstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -22,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/internal/taskrow"
 )
 
 // DB is an engine.Store kept in PostgreSQL.
@@ -102,14 +102,10 @@ func (d *DB) Close() error {
 	return nil
 }
 
-func nanos(t time.Time) int64 { return t.UnixNano() }
-
-func fromNanos(n int64) time.Time { return time.Unix(0, n) }
-
 // PutSession implements engine.Store.
 func (d *DB) PutSession(ctx context.Context, token string, expires time.Time) error {
 	_, err := d.pool.Exec(ctx, `INSERT INTO thumbd_session (token, expires_at) VALUES ($1, $2)
-		ON CONFLICT (token) DO UPDATE SET expires_at = EXCLUDED.expires_at`, token, nanos(expires))
+		ON CONFLICT (token) DO UPDATE SET expires_at = EXCLUDED.expires_at`, token, taskrow.Nanos(expires))
 	return wrap(err)
 }
 
@@ -123,17 +119,17 @@ func (d *DB) Session(ctx context.Context, token string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, wrap(err)
 	}
-	return fromNanos(n).UTC(), nil
+	return taskrow.FromNanos(n).UTC(), nil
 }
 
 // CreateTask implements engine.Store.
 func (d *DB) CreateTask(ctx context.Context, rec engine.TaskRecord) error {
-	spec, snap, err := encode(rec)
+	row, err := taskrow.Encode(rec)
 	if err != nil {
-		return err
+		return fmt.Errorf("pgstore: %w", err)
 	}
 	_, err = d.pool.Exec(ctx, `INSERT INTO thumbd_task (token, created_at, ended_at, state, spec, snap) VALUES ($1, $2, $3, $4, $5, $6)`,
-		rec.Token, nanos(rec.Created), ended(rec), string(rec.Snap.State), spec, snap)
+		row.Token, row.Created, row.Ended, string(rec.Snap.State), row.Spec, row.Snap)
 	return wrap(err)
 }
 
@@ -160,12 +156,12 @@ func (d *DB) UpdateTask(ctx context.Context, token string, f func(*engine.TaskRe
 	if err := f(&rec); err != nil {
 		return err
 	}
-	spec, snap, err := encode(rec)
+	row, err := taskrow.Encode(rec)
 	if err != nil {
-		return err
+		return fmt.Errorf("pgstore: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE thumbd_task SET ended_at = $1, state = $2, spec = $3, snap = $4 WHERE token = $5`,
-		ended(rec), string(rec.Snap.State), spec, snap, token); err != nil {
+		row.Ended, string(rec.Snap.State), row.Spec, row.Snap, token); err != nil {
 		return wrap(err)
 	}
 	return wrap(tx.Commit(ctx))
@@ -180,7 +176,7 @@ func (d *DB) Unfinished(ctx context.Context) ([]string, error) {
 // Expired implements engine.Store.
 func (d *DB) Expired(ctx context.Context, t time.Time) ([]string, error) {
 	return d.tokens(ctx, `SELECT token FROM thumbd_task WHERE (ended_at IS NOT NULL AND ended_at < $1) OR (spec IS NULL AND created_at < $1) ORDER BY token COLLATE "C"`,
-		nanos(t))
+		taskrow.Nanos(t))
 }
 
 // DeleteTask implements engine.Store.
@@ -191,7 +187,7 @@ func (d *DB) DeleteTask(ctx context.Context, token string) error {
 
 // DeleteSessions implements engine.Store.
 func (d *DB) DeleteSessions(ctx context.Context, t time.Time) error {
-	_, err := d.pool.Exec(ctx, `DELETE FROM thumbd_session WHERE expires_at < $1`, nanos(t))
+	_, err := d.pool.Exec(ctx, `DELETE FROM thumbd_session WHERE expires_at < $1`, taskrow.Nanos(t))
 	return wrap(err)
 }
 
@@ -230,64 +226,25 @@ func (d *DB) tokens(ctx context.Context, q string, args ...any) ([]string, error
 	return out, wrap(err)
 }
 
-func ended(rec engine.TaskRecord) *int64 {
-	if rec.Ended.IsZero() {
-		return nil
-	}
-	n := nanos(rec.Ended)
-	return &n
-}
-
-func encode(rec engine.TaskRecord) (spec *string, snap string, err error) {
-	if rec.Spec != nil {
-		b, err := json.Marshal(rec.Spec)
-		if err != nil {
-			return nil, "", fmt.Errorf("pgstore: encoding a spec: %w", err)
-		}
-		s := string(b)
-		spec = &s
-	}
-	b, err := json.Marshal(rec.Snap)
-	if err != nil {
-		return nil, "", fmt.Errorf("pgstore: encoding a status: %w", err)
-	}
-	return spec, string(b), nil
-}
-
-func scanTask(row pgx.Row) (engine.TaskRecord, error) {
-	var (
-		rec     engine.TaskRecord
-		created int64
-		endedAt *int64
-		spec    *string
-		snap    string
-	)
-	err := row.Scan(&rec.Token, &created, &endedAt, &spec, &snap)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return rec, engine.ErrTokenNotFound
-	}
-	if err != nil {
-		return rec, wrap(err)
-	}
-	rec.Created = fromNanos(created)
-	if endedAt != nil {
-		rec.Ended = fromNanos(*endedAt)
-	}
-	if spec != nil {
-		rec.Spec = new(engine.Spec)
-		if err := json.Unmarshal([]byte(*spec), rec.Spec); err != nil {
-			return rec, fmt.Errorf("pgstore: task %s: decoding its spec: %w", engine.Redact(rec.Token), err)
-		}
-	}
-	if err := json.Unmarshal([]byte(snap), &rec.Snap); err != nil {
-		return rec, fmt.Errorf("pgstore: task %s: decoding its status: %w", engine.Redact(rec.Token), err)
-	}
-	return rec, nil
-}
-
 func wrap(err error) error {
 	if err == nil {
 		return nil
 	}
 	return fmt.Errorf("pgstore: %w", err)
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanTask reads one task row, or ErrTokenNotFound.
+func scanTask(row scanner) (engine.TaskRecord, error) {
+	var r taskrow.Row
+	err := row.Scan(r.Dest()...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return engine.TaskRecord{}, engine.ErrTokenNotFound
+	}
+	if err != nil {
+		return engine.TaskRecord{}, wrap(err)
+	}
+	rec, err := r.Decode()
+	return rec, wrap(err)
 }

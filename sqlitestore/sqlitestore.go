@@ -12,7 +12,6 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -23,6 +22,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/internal/taskrow"
 )
 
 // FileName is the database's file name inside the data directory.
@@ -108,13 +108,9 @@ func (d *DB) Close() error {
 	return err
 }
 
-func nanos(t time.Time) int64 { return t.UnixNano() }
-
-func fromNanos(n int64) time.Time { return time.Unix(0, n) }
-
 // PutSession implements engine.Store.
 func (d *DB) PutSession(ctx context.Context, token string, expires time.Time) error {
-	_, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO thumbd_session (token, expires_at) VALUES (?, ?)`, token, nanos(expires))
+	_, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO thumbd_session (token, expires_at) VALUES (?, ?)`, token, taskrow.Nanos(expires))
 	return wrap(err)
 }
 
@@ -128,17 +124,17 @@ func (d *DB) Session(ctx context.Context, token string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, wrap(err)
 	}
-	return fromNanos(n).UTC(), nil
+	return taskrow.FromNanos(n).UTC(), nil
 }
 
 // CreateTask implements engine.Store.
 func (d *DB) CreateTask(ctx context.Context, rec engine.TaskRecord) error {
-	spec, snap, err := encode(rec)
+	row, err := taskrow.Encode(rec)
 	if err != nil {
-		return err
+		return fmt.Errorf("sqlitestore: %w", err)
 	}
 	_, err = d.db.ExecContext(ctx, `INSERT INTO thumbd_task (token, created_at, ended_at, state, spec, snap) VALUES (?, ?, ?, ?, ?, ?)`,
-		rec.Token, nanos(rec.Created), ended(rec), string(rec.Snap.State), spec, snap)
+		row.Token, row.Created, row.Ended, string(rec.Snap.State), row.Spec, row.Snap)
 	return wrap(err)
 }
 
@@ -162,12 +158,12 @@ func (d *DB) UpdateTask(ctx context.Context, token string, f func(*engine.TaskRe
 	if err := f(&rec); err != nil {
 		return err
 	}
-	spec, snap, err := encode(rec)
+	row, err := taskrow.Encode(rec)
 	if err != nil {
-		return err
+		return fmt.Errorf("sqlitestore: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE thumbd_task SET ended_at = ?, state = ?, spec = ?, snap = ? WHERE token = ?`,
-		ended(rec), string(rec.Snap.State), spec, snap, token); err != nil {
+		row.Ended, string(rec.Snap.State), row.Spec, row.Snap, token); err != nil {
 		return wrap(err)
 	}
 	return wrap(tx.Commit())
@@ -182,7 +178,7 @@ func (d *DB) Unfinished(ctx context.Context) ([]string, error) {
 // Expired implements engine.Store.
 func (d *DB) Expired(ctx context.Context, t time.Time) ([]string, error) {
 	return d.tokens(ctx, `SELECT token FROM thumbd_task WHERE (ended_at IS NOT NULL AND ended_at < ?) OR (spec IS NULL AND created_at < ?) ORDER BY token`,
-		nanos(t), nanos(t))
+		taskrow.Nanos(t), taskrow.Nanos(t))
 }
 
 // DeleteTask implements engine.Store.
@@ -193,7 +189,7 @@ func (d *DB) DeleteTask(ctx context.Context, token string) error {
 
 // DeleteSessions implements engine.Store.
 func (d *DB) DeleteSessions(ctx context.Context, t time.Time) error {
-	_, err := d.db.ExecContext(ctx, `DELETE FROM thumbd_session WHERE expires_at < ?`, nanos(t))
+	_, err := d.db.ExecContext(ctx, `DELETE FROM thumbd_session WHERE expires_at < ?`, taskrow.Nanos(t))
 	return wrap(err)
 }
 
@@ -239,64 +235,25 @@ func collect(rows *sql.Rows) ([]string, error) {
 	return out, wrap(rows.Err())
 }
 
-func ended(rec engine.TaskRecord) any {
-	if rec.Ended.IsZero() {
-		return nil
-	}
-	return nanos(rec.Ended)
-}
-
-func encode(rec engine.TaskRecord) (spec any, snap string, err error) {
-	if rec.Spec != nil {
-		b, err := json.Marshal(rec.Spec)
-		if err != nil {
-			return nil, "", fmt.Errorf("sqlitestore: encoding a spec: %w", err)
-		}
-		spec = string(b)
-	}
-	b, err := json.Marshal(rec.Snap)
-	if err != nil {
-		return nil, "", fmt.Errorf("sqlitestore: encoding a status: %w", err)
-	}
-	return spec, string(b), nil
-}
-
-type scanner interface{ Scan(dest ...any) error }
-
-func scanTask(row scanner) (engine.TaskRecord, error) {
-	var (
-		rec     engine.TaskRecord
-		created int64
-		endedAt sql.NullInt64
-		spec    sql.NullString
-		snap    string
-	)
-	err := row.Scan(&rec.Token, &created, &endedAt, &spec, &snap)
-	if errors.Is(err, sql.ErrNoRows) {
-		return rec, engine.ErrTokenNotFound
-	}
-	if err != nil {
-		return rec, wrap(err)
-	}
-	rec.Created = fromNanos(created)
-	if endedAt.Valid {
-		rec.Ended = fromNanos(endedAt.Int64)
-	}
-	if spec.Valid {
-		rec.Spec = new(engine.Spec)
-		if err := json.Unmarshal([]byte(spec.String), rec.Spec); err != nil {
-			return rec, fmt.Errorf("sqlitestore: task %s: decoding its spec: %w", engine.Redact(rec.Token), err)
-		}
-	}
-	if err := json.Unmarshal([]byte(snap), &rec.Snap); err != nil {
-		return rec, fmt.Errorf("sqlitestore: task %s: decoding its status: %w", engine.Redact(rec.Token), err)
-	}
-	return rec, nil
-}
-
 func wrap(err error) error {
 	if err == nil {
 		return nil
 	}
 	return fmt.Errorf("sqlitestore: %w", err)
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanTask reads one task row, or ErrTokenNotFound.
+func scanTask(row scanner) (engine.TaskRecord, error) {
+	var r taskrow.Row
+	err := row.Scan(r.Dest()...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return engine.TaskRecord{}, engine.ErrTokenNotFound
+	}
+	if err != nil {
+		return engine.TaskRecord{}, wrap(err)
+	}
+	rec, err := r.Decode()
+	return rec, wrap(err)
 }

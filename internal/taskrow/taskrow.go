@@ -1,0 +1,74 @@
+// Package taskrow is how thumbd's SQL stores (sqlitestore, pgstore) lay an
+// engine.TaskRecord out in a row: times as Unix nanoseconds, the spec and
+// the status as JSON text. Both stores share it so that a row written by
+// one reads the same in the other.
+package taskrow
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/thumbd/thumbd/engine"
+)
+
+// Row is a task as stored: the columns token, created_at, ended_at, spec
+// and snap, in that order (see Dest).
+type Row struct {
+	Token   string
+	Created int64   // Unix nanoseconds
+	Ended   *int64  // Unix nanoseconds; nil while the task runs
+	Spec    *string // JSON; nil until the task is started
+	Snap    string  // JSON
+}
+
+// Nanos is how times are stored.
+func Nanos(t time.Time) int64 { return t.UnixNano() }
+
+// FromNanos reads a stored time.
+func FromNanos(n int64) time.Time { return time.Unix(0, n) }
+
+// Encode lays rec out as a row.
+func Encode(rec engine.TaskRecord) (Row, error) {
+	r := Row{Token: rec.Token, Created: Nanos(rec.Created)}
+	if !rec.Ended.IsZero() {
+		n := Nanos(rec.Ended)
+		r.Ended = &n
+	}
+	if rec.Spec != nil {
+		b, err := json.Marshal(rec.Spec)
+		if err != nil {
+			return r, fmt.Errorf("encoding a spec: %w", err)
+		}
+		s := string(b)
+		r.Spec = &s
+	}
+	b, err := json.Marshal(rec.Snap)
+	if err != nil {
+		return r, fmt.Errorf("encoding a status: %w", err)
+	}
+	r.Snap = string(b)
+	return r, nil
+}
+
+// Dest returns the scan destinations for the columns token, created_at,
+// ended_at, spec, snap.
+func (r *Row) Dest() []any { return []any{&r.Token, &r.Created, &r.Ended, &r.Spec, &r.Snap} }
+
+// Decode turns a row back into a record.
+func (r Row) Decode() (engine.TaskRecord, error) {
+	rec := engine.TaskRecord{Token: r.Token, Created: FromNanos(r.Created)}
+	if r.Ended != nil {
+		rec.Ended = FromNanos(*r.Ended)
+	}
+	if r.Spec != nil {
+		rec.Spec = new(engine.Spec)
+		if err := json.Unmarshal([]byte(*r.Spec), rec.Spec); err != nil {
+			return rec, fmt.Errorf("task %s: decoding its spec: %w", engine.Redact(r.Token), err)
+		}
+	}
+	if err := json.Unmarshal([]byte(r.Snap), &rec.Snap); err != nil {
+		return rec, fmt.Errorf("task %s: decoding its status: %w", engine.Redact(r.Token), err)
+	}
+	return rec, nil
+}
