@@ -269,7 +269,7 @@ func probeRate(s string) Rate {
 // encodeVideo runs one video output's encode in a worker slot, reporting
 // its progress to m, and describes the file it made.
 func (e *Engine) encodeVideo(ctx context.Context, src string, p *videoPlan, m *meter) error {
-	if err := e.acquire(ctx); err != nil {
+	if err := e.procs.Acquire(ctx); err != nil {
 		return err
 	}
 	args := EncodeArgs(src, p.enc)
@@ -278,7 +278,7 @@ func (e *Engine) encodeVideo(ctx context.Context, src string, p *videoPlan, m *m
 			m.set(p.part, 0.98*t.Seconds()/p.clip.Seconds())
 		}
 	})
-	e.release()
+	e.procs.Release()
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,7 @@ type Engine struct {
 	log   *slog.Logger
 	store Store
 	queue Queue
-	procs chan struct{} // one slot per ffmpeg process allowed to run
+	procs Slots // one slot per ffmpeg process allowed to run (THUMBD_WORKERS)
 
 	mu      sync.Mutex
 	closed  bool
@@ -143,7 +143,7 @@ func New(cfg Config) *Engine {
 		log:   cfg.Logger,
 		store: cfg.Store,
 		queue: cfg.Queue,
-		procs: make(chan struct{}, cfg.Workers),
+		procs: NewSlots(cfg.Workers),
 
 		running: map[string]context.CancelCauseFunc{},
 	}
@@ -353,14 +353,31 @@ func (e *Engine) notify(ctx context.Context, token string, kind EventKind, snap 
 	}
 }
 
-// acquire takes one of the slots for ffmpeg runs (THUMBD_WORKERS).
-func (e *Engine) acquire(ctx context.Context) error {
+// Slots bounds how many ffmpeg runs go at once: one slot per run.
+type Slots chan struct{}
+
+// NewSlots returns n slots.
+func NewSlots(n int) Slots { return make(Slots, n) }
+
+// Acquire takes a slot, waiting for one until ctx ends.
+func (s Slots) Acquire(ctx context.Context) error {
 	select {
-	case e.procs <- struct{}{}:
+	case s <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func (e *Engine) release() { <-e.procs }
+// TryAcquire takes a slot if one is free now.
+func (s Slots) TryAcquire() bool {
+	select {
+	case s <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// Release gives a slot back.
+func (s Slots) Release() { <-s }

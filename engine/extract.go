@@ -32,10 +32,10 @@ type FrameResult struct {
 // Extractor takes frames from a source the way PlanExtraction plans.
 type Extractor struct {
 	Runner   Runner
-	Workers  int           // jobs at once; default 1
-	Dir      string        // scratch space for graphs and frames
-	Slots    chan struct{} // optional limit on ffmpeg runs shared with others; default Workers
-	MaxSeeks int           // input seeks per process; default 4
+	Workers  int    // jobs at once; default 1
+	Dir      string // scratch space for graphs and frames
+	Slots    Slots  // optional limit on ffmpeg runs shared with others; default Workers
+	MaxSeeks int    // input seeks per process; default 4
 	Progress func(done, total int)
 }
 
@@ -50,7 +50,7 @@ func (e *Extractor) Extract(ctx context.Context, src string, m Media, x *FrameIn
 	}
 	slots := e.Slots
 	if slots == nil {
-		slots = make(chan struct{}, workers)
+		slots = NewSlots(workers)
 	}
 	wants := make([]Want, len(reqs))
 	for i, r := range reqs {
@@ -68,10 +68,10 @@ func (e *Extractor) Extract(ctx context.Context, src string, m Media, x *FrameIn
 	var wg sync.WaitGroup
 	for j := range plan.Jobs {
 		wg.Go(func() {
-			if err := r.acquire(ctx); err != nil {
+			if err := r.slots.Acquire(ctx); err != nil {
 				return
 			}
-			defer r.release()
+			defer r.slots.Release()
 			job := plan.Jobs[j]
 			var err error
 			if len(job.Spans) > 0 {
@@ -100,11 +100,11 @@ func (e *Extractor) Extract(ctx context.Context, src string, m Media, x *FrameIn
 	}
 	for s := 0; s < len(retry); s += maxSeeks {
 		chunk := retry[s:min(s+maxSeeks, len(retry))]
-		if err := r.acquire(ctx); err != nil {
+		if err := r.slots.Acquire(ctx); err != nil {
 			return nil, plan, err
 		}
 		err := r.runSeeks(ctx, fmt.Sprintf("r%d", s), chunk, StrategyInputSeek)
-		r.release()
+		r.slots.Release()
 		if err != nil && ctx.Err() == nil {
 			r.setErr(err)
 		}
@@ -138,7 +138,7 @@ type extraction struct {
 	reqs   []FrameRequest
 	plan   Plan
 	byPick [][]int // requests of each pick
-	slots  chan struct{}
+	slots  Slots
 
 	mu      sync.Mutex
 	results []FrameResult
@@ -147,17 +147,6 @@ type extraction struct {
 	total   int
 	err     error
 }
-
-func (r *extraction) acquire(ctx context.Context) error {
-	select {
-	case r.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (r *extraction) release() { <-r.slots }
 
 func (r *extraction) setErr(err error) {
 	r.mu.Lock()
@@ -413,12 +402,12 @@ func (r *extraction) runTail(ctx context.Context, pi int) error {
 	renders, _ := r.renders([]int{pi})
 	for b, rd := range renders {
 		file := filepath.Join(r.e.Dir, fmt.Sprintf("t%d_%d.%s", pi, b, rd.Ext))
-		if err := r.acquire(ctx); err != nil {
+		if err := r.slots.Acquire(ctx); err != nil {
 			return err
 		}
 		began := time.Now()
 		_, log, err := r.e.Runner.run(ctx, r.e.Runner.FFmpeg, LastFrameArgs(r.src, Grab{Filter: rd.Filter, Codec: rd.Codec, Out: file}))
-		r.release()
+		r.slots.Release()
 		info, ok := lastShowinfo(log)
 		if !ok || !nonEmpty(file) {
 			if ctx.Err() != nil {

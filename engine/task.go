@@ -258,21 +258,16 @@ func (e *Engine) index(ctx context.Context, token, src string, m Media) *FrameIn
 	// One ffprobe per free process slot (up to 4), each reading a part of
 	// the source: at least one slot, waiting for it, then whatever else
 	// is free now.
-	if err := e.acquire(ctx); err != nil {
+	if err := e.procs.Acquire(ctx); err != nil {
 		return nil
 	}
 	parts := 1
-	for free := true; free && parts < min(e.cfg.Workers, 4); {
-		select {
-		case e.procs <- struct{}{}:
-			parts++
-		default:
-			free = false
-		}
+	for parts < min(e.cfg.Workers, 4) && e.procs.TryAcquire() {
+		parts++
 	}
 	defer func() {
 		for range parts {
-			e.release()
+			e.procs.Release()
 		}
 	}()
 	began := time.Now()

@@ -126,11 +126,11 @@ func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, m Media, x *Fr
 			name := fmt.Sprintf("sprite_%04d.%s", s+1, ext)
 			out := filepath.Join(filepath.Dir(tiles[0].file), fmt.Sprintf("o%d_sprite_%04d.%s", p.index, s+1, ext))
 			args := SpriteArgs(tiles[0].file, s*perSheet+1, cols, r, len(tiles), CodecArgs(p.format, p.out.Quality), pixelFormat(p.format), out)
-			if err := e.acquire(ctx); err != nil {
+			if err := e.procs.Acquire(ctx); err != nil {
 				return err
 			}
 			_, _, err := e.cfg.Runner.run(ctx, e.cfg.Runner.FFmpeg, args)
-			e.release()
+			e.procs.Release()
 			if err != nil {
 				return fmt.Errorf("building sprite sheet %d: %w", s+1, err)
 			}
