@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -350,11 +349,7 @@ func TestStartUserTag(t *testing.T) {
 // The docs' own example query decodes whole: its mp4 output and two
 // thumbnails.
 func TestStartSeedQuery(t *testing.T) {
-	raw, err := os.ReadFile("testdata/qencode-generating-thumbnails-query.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := startOK(t, string(raw))
+	spec := startOK(t, seedQuery(t))
 	if spec.Source != "https://qa.qencode.com/static/test_mini.mp4" {
 		t.Errorf("Source = %q", spec.Source)
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -10,58 +11,19 @@ import (
 	"github.com/thumbd/thumbd/storage"
 )
 
-// seedQuery is the request of Qencode's "Generating Thumbnails" page,
-// verbatim.
-const seedQuery = `{"query": {
-  "source": "https://qa.qencode.com/static/test_mini.mp4",
-  "format": [
-       {
-              "output": "mp4",
-              "destination": {
-                "url":"s3://nyc3.digitaloceanspaces.com/qencode3/test/test_mini.mp4",
-                "key":"abcde12345",
-                "secret":"abcde12345",
-                "permissions": "public-read"
-              },
-               "framerate": "29.97",
-               "keyframe": "25",
-               "file_extension": "mp4",
-               "size": "360x240",
-               "start_time": "10",
-               "duration": "20"
-             },
-             {
-               "output": "thumbnail",
-               "time": "0.15",
-               "width": "320",
-               "height": "240",
-               "destination": {
-                 "url":"s3://nyc3.digitaloceanspaces.com/qencode3/test/thumb/15_320x240.png",
-                 "key":"abcde12345",
-                 "secret":"abcde12345",
-                 "permissions": "public-read"
-                },
-               "user_tag": "15_320x240"
-              },
-             {
-               "output": "thumbnail",
-               "time": "0.50",
-               "width": "320",
-               "height": "240",
-               "destination": {
-                 "url":"s3://nyc3.digitaloceanspaces.com/qencode3/test/thumb/50_320x240.png",
-                 "key":"abcde12345",
-                 "secret":"abcde12345",
-                 "permissions": "public-read"
-                },
-               "user_tag": "50_320x240"
-              }
-            ]
-          }
-        }`
+// seedQuery is the request printed on Qencode's "Generating Thumbnails"
+// page, verbatim (testdata/qencode-seed-query.json at the repository root).
+func seedQuery(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../testdata/qencode-seed-query.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
 
 func TestDecodeSeedQuery(t *testing.T) {
-	spec, err := decodeQuery(seedQuery)
+	spec, err := decodeQuery(seedQuery(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,55 +23,15 @@ import (
 )
 
 // seedQuery is the request printed on Qencode's "Generating Thumbnails"
-// page, verbatim; the test swaps in its own source, S3 host and
-// credentials.
-const seedQuery = `{"query": {
-  "source": "https://qa.qencode.com/static/test_mini.mp4",
-  "format": [
-       {
-              "output": "mp4",
-              "destination": {
-                "url":"s3://nyc3.digitaloceanspaces.com/qencode3/test/test_mini.mp4",
-                "key":"abcde12345",
-                "secret":"abcde12345",
-                "permissions": "public-read"
-              },
-               "framerate": "29.97",
-               "keyframe": "25",
-               "file_extension": "mp4",
-               "size": "360x240",
-               "start_time": "10",
-               "duration": "20"
-             },
-             {
-               "output": "thumbnail",
-               "time": "0.15",
-               "width": "320",
-               "height": "240",
-               "destination": {
-                 "url":"s3://nyc3.digitaloceanspaces.com/qencode3/test/thumb/15_320x240.png",
-                 "key":"abcde12345",
-                 "secret":"abcde12345",
-                 "permissions": "public-read"
-                },
-               "user_tag": "15_320x240"
-              },
-             {
-               "output": "thumbnail",
-               "time": "0.50",
-               "width": "320",
-               "height": "240",
-               "destination": {
-                 "url":"s3://nyc3.digitaloceanspaces.com/qencode3/test/thumb/50_320x240.png",
-                 "key":"abcde12345",
-                 "secret":"abcde12345",
-                 "permissions": "public-read"
-                },
-               "user_tag": "50_320x240"
-              }
-            ]
-          }
-        }`
+// page, verbatim (testdata/qencode-seed-query.json at the repository root).
+func seedQuery(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/qencode-seed-query.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
 
 const numberedFPS = 25
 
@@ -271,7 +231,7 @@ func TestSeedVideoQueryThroughNodeSDK(t *testing.T) {
 		"s3://nyc3.digitaloceanspaces.com/", "s3://"+endpoint+"/",
 		`"key":"abcde12345"`, `"key":`+strconv.Quote(s3.AccessKey),
 		`"secret":"abcde12345"`, `"secret":`+strconv.Quote(s3.Secret),
-	).Replace(seedQuery)
+	).Replace(seedQuery(t))
 	var outer struct{ Query json.RawMessage }
 	if err := json.Unmarshal([]byte(q), &outer); err != nil {
 		t.Fatal(err)
