@@ -244,7 +244,7 @@ func refuseUnsupported(raw json.RawMessage, names []string) error {
 	if len(refused) == 0 {
 		return nil
 	}
-	return refusal(refused, "see the README for what thumbd supports")
+	return refusal(refused, "see docs/outputs.md for what thumbd supports")
 }
 
 func refusal(names []string, hint string) error {

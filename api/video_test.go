@@ -110,7 +110,7 @@ func TestRefuseUnsupported(t *testing.T) {
 		{name: "speech to text", query: q(`{"output": "speech_to_text"}`), msg: `format[1].output: "speech_to_text" is not supported by thumbd`},
 		{name: "a misspelt output", query: q(`{"output": "mp5"}`), msg: `format[1].output: "mp5" is not a Qencode output`},
 		{name: "a logo", query: q(`{"output": "mp4", "logo": {"source": "https://example.com/logo.png"}}`),
-			msg: "format[1].logo: is not supported by thumbd (see the README for what thumbd supports)"},
+			msg: "format[1].logo: is not supported by thumbd (see docs/outputs.md for what thumbd supports)"},
 		{name: "DRM and subtitles together", query: q(`{"output": "mp4", "cenc_drm": {"key": "00"}, "subtitles": {"copy": 1}, "rotate": 90}`),
 			msg: "format[1].rotate: is not supported by thumbd; neither is subtitles, cenc_drm"},
 		{name: "a logo on a thumbnail", query: q(`{"output": "thumbnail", "logo": [{"source": "x"}]}`), msg: "format[1].logo: is not supported by thumbd"},

@@ -251,8 +251,9 @@ func TestControlPlane(t *testing.T) {
 	}
 }
 
-// TestControlPlaneFromNode runs the README's JavaScript example of the
-// test-control plane, through Qencode's official Node SDK.
+// TestControlPlaneFromNode runs the JavaScript example of the test-control
+// plane in docs/test-control.md (e2e/node/control-example.js), through
+// Qencode's official Node SDK.
 func TestControlPlaneFromNode(t *testing.T) {
 	dir := "../../e2e/node"
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "qencode-api")); err != nil {

@@ -1,5 +1,5 @@
 // Command thumbd is a self-hosted thumbnail engine that speaks the Qencode
-// transcoding API. See the README for the API and every setting.
+// transcoding API. See docs/api.md for the API and docs/configuration.md for every setting.
 package main
 
 import (

@@ -4,18 +4,26 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
 
-// TestReadmeGoExample runs the README's Go example of the test-control
-// plane against thumbd's real wiring.
+// testControlDoc is the manual's page of the test-control plane, whose Go
+// and JavaScript examples the tests run.
+const testControlDoc = "../../docs/test-control.md"
+
+// TestReadmeGoExample runs the Go example of the test-control plane in
+// docs/test-control.md against thumbd's real wiring.
 func TestReadmeGoExample(t *testing.T) {
 	th := runThumbd(t, testConfig(t, func(c *Config) { c.TestAPI = true; c.CallbackRetry = time.Second }))
 	readmeGoExample(t, th.base, serveTestdata(t)+"/clip.mp4")
 }
 
-// readmeGoExample is the README's example, verbatim from "thumbd := ".
+// readmeGoExample's body is the Go example in docs/test-control.md, apart
+// from the final check; TestDocExamples keeps the two the same.
 func readmeGoExample(t *testing.T, base, source string) {
 	// call posts form fields to thumbd and decodes its JSON reply.
 	call := func(path string, form url.Values, reply any) {
@@ -76,4 +84,56 @@ func readmeGoExample(t *testing.T, base, source string) {
 		!sent.Callbacks[0].Attempts[0].Injected {
 		t.Fatalf("callbacks: %+v", sent.Callbacks)
 	}
+}
+
+// TestDocExamples checks that the examples in docs/test-control.md are the
+// code the tests run: every line of the page's Go example is in
+// readmeGoExample, and every line of its JavaScript example in
+// e2e/node/control-example.js (run by TestControlPlaneFromNode), in order.
+func TestDocExamples(t *testing.T) {
+	b, err := os.ReadFile(testControlDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := map[string]string{}
+	for _, m := range regexp.MustCompile("(?s)```(go|js)\n(.*?)```").FindAllStringSubmatch(string(b), -1) {
+		if _, dup := blocks[m[1]]; dup {
+			t.Fatalf("%s has more than one %s example", testControlDoc, m[1])
+		}
+		blocks[m[1]] = m[2]
+	}
+	for lang, file := range map[string]string{"go": "readme_example_test.go", "js": "../../e2e/node/control-example.js"} {
+		example, ok := blocks[lang]
+		if !ok {
+			t.Errorf("%s has no %s example", testControlDoc, lang)
+			continue
+		}
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if missing := linesInOrder(example, string(src)); missing != "" {
+			t.Errorf("%s: the %s example's line %q is not in %s (in that order)", testControlDoc, lang, missing, file)
+		}
+	}
+}
+
+// linesInOrder returns the first non-blank line of example that is not found,
+// trimmed, among the lines of src after the previous one found; "" if all are.
+func linesInOrder(example, src string) string {
+	lines := strings.Split(src, "\n")
+	i := 0
+	for _, want := range strings.Split(example, "\n") {
+		if want = strings.TrimSpace(want); want == "" {
+			continue
+		}
+		for i < len(lines) && strings.TrimSpace(lines[i]) != want {
+			i++
+		}
+		if i == len(lines) {
+			return want
+		}
+		i++
+	}
+	return ""
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// control-example.js is the README's JavaScript example of thumbd's
+// control-example.js is the JavaScript example of thumbd's
 // test-control plane (/_thumbd/, served when THUMBD_TEST_API=1): a test of
 // code that uses Qencode's official Node SDK, with deterministic states, the
-// callback inspector and an injected failure. The Go test
-// TestControlPlaneFromNode runs it, so the example stays true.
+// callback inspector and an injected failure, shown in docs/test-control.md.
+// The Go test TestControlPlaneFromNode runs it, and TestDocExamples checks
+// that the page shows this code, so the example stays true.
 //
 // Environment: THUMBD_ENDPOINT (thumbd's base URL), SOURCE_URL (a video).
 // Prints "ok" and exits 0, or throws (exit 1).
