@@ -12,15 +12,15 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/thumbd/thumbd/callback"
-	"github.com/thumbd/thumbd/control"
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/testcontrol"
 )
 
 // Control is thumbd's test-control plane, served under /_thumbd/ when set
 // (THUMBD_TEST_API=1). None of it is Qencode's: it is what integration
 // tests need from an emulator (moto and LocalStack have the like).
 type Control struct {
-	Plane *control.Plane
+	Plane *testcontrol.Plane
 	// Reset forgets every task, token, stored file and callback record,
 	// and every hold and fault.
 	Reset func(ctx context.Context) error
@@ -121,7 +121,7 @@ func (s *Server) controlHold(r *http.Request, form url.Values) (any, error) {
 		return nil, err
 	}
 	st := engine.State(strings.TrimSpace(form.Get("state")))
-	id, err := s.cfg.Control.Plane.AddHold(control.Hold{Token: tok, State: st, Polls: polls})
+	id, err := s.cfg.Control.Plane.AddHold(testcontrol.Hold{Token: tok, State: st, Polls: polls})
 	if err != nil {
 		return nil, errorf(codeFieldRequired, "state: %v", err)
 	}
@@ -135,7 +135,7 @@ func (s *Server) controlRelease(r *http.Request, form url.Values) (any, error) {
 		return nil, err
 	}
 	st := engine.State(strings.TrimSpace(form.Get("state")))
-	if st != "" && !slices.Contains(control.Holdable, st) {
+	if st != "" && !slices.Contains(testcontrol.Holdable, st) {
 		return nil, errorf(codeFieldRequired, "state: must be empty or a state a task can be held in")
 	}
 	return releaseReply{Released: s.cfg.Control.Plane.Release(tok, st)}, nil
@@ -147,7 +147,7 @@ func (s *Server) controlFailTask(r *http.Request, form url.Values) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	id, err := s.cfg.Control.Plane.AddTaskFault(control.TaskFault{Token: tok, Message: form.Get("message"),
+	id, err := s.cfg.Control.Plane.AddTaskFault(testcontrol.TaskFault{Token: tok, Message: form.Get("message"),
 		State: engine.State(strings.TrimSpace(form.Get("state")))})
 	if err != nil {
 		return nil, errorf(codeFieldRequired, "state: %v", err)

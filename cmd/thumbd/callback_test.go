@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/thumbd/thumbd/internal/app"
 )
 
 // hookReceiver is a real HTTP receiver of callbacks.
@@ -140,7 +142,7 @@ func TestCallbacks(t *testing.T) {
 // task a warning, and that the task completes all the same.
 func TestCallbackReceiverFails(t *testing.T) {
 	src := serveTestdata(t)
-	th := runThumbd(t, testConfig(t, func(c *Config) { c.CallbackRetry = 800 * time.Millisecond; c.TestAPI = true }))
+	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.CallbackRetry = 800 * time.Millisecond; c.TestAPI = true }))
 	rcv := newHookReceiver(t, http.StatusInternalServerError)
 	token := startTask(t, th.base, thumbQuery(src+"/clip.mp4", map[string]any{"callback_url": rcv.url}), "")
 	st := waitStatus(t, th.base, token, 30*time.Second, "completed", "error")

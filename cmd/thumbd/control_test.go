@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thumbd/thumbd/internal/app"
 	"github.com/thumbd/thumbd/internal/s3test"
 )
 
@@ -37,7 +38,7 @@ func TestControlPlane(t *testing.T) {
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, "ctl")
 	src := serveTestdata(t) + "/clip.mp4"
-	th := runThumbd(t, testConfig(t, func(c *Config) { c.TestAPI = true; c.CallbackRetry = 5 * time.Second }))
+	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.TestAPI = true; c.CallbackRetry = 5 * time.Second }))
 	base := th.base
 	ctl := func(t *testing.T, path string, form url.Values) {
 		t.Helper()
@@ -259,7 +260,7 @@ func TestControlPlaneFromNode(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "qencode-api")); err != nil {
 		t.Fatalf("the Node SDK is not installed: run scripts/deps.sh (%v)", err)
 	}
-	th := runThumbd(t, testConfig(t, func(c *Config) { c.TestAPI = true; c.CallbackRetry = time.Second }))
+	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.TestAPI = true; c.CallbackRetry = time.Second }))
 	cmd := exec.Command("node", "control-example.js")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "THUMBD_ENDPOINT="+th.base, "SOURCE_URL="+serveTestdata(t)+"/clip.mp4")

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thumbd/thumbd/internal/app"
 	"github.com/thumbd/thumbd/internal/frametest"
 )
 
@@ -211,7 +212,7 @@ func TestSIGKILLMidTask(t *testing.T) {
 // of the interrupted run, and completes when thumbd starts again.
 func TestShutdownKeepsTaskQueued(t *testing.T) {
 	src := serveTestdata(t) + "/clip.mp4"
-	cfg := testConfig(t, func(c *Config) { c.TestAPI = true; c.ShutdownTimeout = 300 * time.Millisecond })
+	cfg := testConfig(t, func(c *app.Config) { c.TestAPI = true; c.ShutdownTimeout = 300 * time.Millisecond })
 	th := runThumbd(t, cfg)
 	post(t, th.base, "/_thumbd/hold", url.Values{"state": {"saving"}}, nil)
 	token := startTask(t, th.base, thumbQuery(src, nil), "")
@@ -238,7 +239,7 @@ func TestShutdownLetsTaskFinish(t *testing.T) {
 		files.ServeHTTP(w, r)
 	}))
 	defer slow.Close()
-	cfg := testConfig(t, func(c *Config) { c.ShutdownTimeout = 30 * time.Second })
+	cfg := testConfig(t, func(c *app.Config) { c.ShutdownTimeout = 30 * time.Second })
 	th := runThumbd(t, cfg)
 	token := startTask(t, th.base, thumbQuery(slow.URL+"/clip.mp4", nil), "")
 	waitStatus(t, th.base, token, 10*time.Second, "downloading", "encoding")
@@ -261,7 +262,7 @@ func TestTaskTimeout(t *testing.T) {
 	src := serveTestdata(t) + "/clip.mp4"
 	for _, store := range []string{"sqlite", "memory"} {
 		t.Run(store, func(t *testing.T) {
-			th := runThumbd(t, testConfig(t, func(c *Config) { c.Store = store; c.TestAPI = true; c.TaskTimeout = 3 * time.Second }))
+			th := runThumbd(t, testConfig(t, func(c *app.Config) { c.Store = store; c.TestAPI = true; c.TaskTimeout = 3 * time.Second }))
 			post(t, th.base, "/_thumbd/hold", url.Values{"state": {"encoding"}}, nil)
 			token := startTask(t, th.base, thumbQuery(src, nil), "")
 			st := waitStatus(t, th.base, token, 20*time.Second, "completed", "error")
@@ -279,7 +280,7 @@ func TestTaskTimeout(t *testing.T) {
 // it are forgotten after THUMBD_RETENTION.
 func TestRetention(t *testing.T) {
 	src := serveTestdata(t) + "/clip.mp4"
-	th := runThumbd(t, testConfig(t, func(c *Config) { c.Retention = time.Second }))
+	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.Retention = time.Second }))
 	token := startTask(t, th.base, thumbQuery(src, nil), "")
 	st := waitStatus(t, th.base, token, 30*time.Second, "completed")
 	file := st.Images[0].URL

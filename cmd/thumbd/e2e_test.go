@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thumbd/thumbd/internal/app"
 	"github.com/thumbd/thumbd/internal/frametest"
 	"github.com/thumbd/thumbd/internal/s3test"
 	"github.com/thumbd/thumbd/vtt"
@@ -25,7 +26,7 @@ const clipFPS = 25
 
 // startThumbd runs the real wiring of the binary on a free port, with the
 // default configuration changed by mutate, and returns its base URL.
-func startThumbd(t *testing.T, mutate func(*Config)) string {
+func startThumbd(t *testing.T, mutate func(*app.Config)) string {
 	t.Helper()
 	return runThumbd(t, testConfig(t, mutate)).base
 }

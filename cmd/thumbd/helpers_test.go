@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thumbd/thumbd/internal/app"
 )
 
 // thumbd is a thumbd started in this process by runThumbd.
@@ -21,14 +23,14 @@ type thumbd struct {
 
 // runThumbd starts Run with cfg (address forced to a free port) and stops
 // it at the end of the test unless stop was called.
-func runThumbd(t *testing.T, cfg Config) *thumbd {
+func runThumbd(t *testing.T, cfg app.Config) *thumbd {
 	t.Helper()
 	return runThumbdLog(t, cfg, nil)
 }
 
 // runThumbdLog is runThumbd that also copies thumbd's log to logw when it
 // is not nil.
-func runThumbdLog(t *testing.T, cfg Config, logw io.Writer) *thumbd {
+func runThumbdLog(t *testing.T, cfg app.Config, logw io.Writer) *thumbd {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
@@ -39,7 +41,7 @@ func runThumbdLog(t *testing.T, cfg Config, logw io.Writer) *thumbd {
 		w = io.MultiWriter(w, logw)
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	go func() { done <- Run(ctx, cfg, log, listening) }()
+	go func() { done <- app.Run(ctx, cfg, log, listening) }()
 	var addr string
 	select {
 	case addr = <-listening:
@@ -65,9 +67,9 @@ func runThumbdLog(t *testing.T, cfg Config, logw io.Writer) *thumbd {
 }
 
 // testConfig is the default configuration with a fresh data directory.
-func testConfig(t *testing.T, mutate func(*Config)) Config {
+func testConfig(t *testing.T, mutate func(*app.Config)) app.Config {
 	t.Helper()
-	cfg, err := LoadConfig([]string{"-data-dir", t.TempDir(), "-workers", "2", "-allow-private-sources=true"}, func(string) string { return "" }, os.Stderr)
+	cfg, err := app.LoadConfig([]string{"-data-dir", t.TempDir(), "-workers", "2", "-allow-private-sources=true"}, func(string) string { return "" }, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thumbd/thumbd/internal/app"
 	"github.com/thumbd/thumbd/internal/pgtest"
 	"github.com/thumbd/thumbd/internal/s3test"
 )
@@ -42,7 +43,7 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, "shared")
 	src := serveTestdata(t) + "/clip.mp4"
-	pg := func(c *Config) { c.Store, c.DatabaseURL, c.Workers = "postgres", dbURL, 1 }
+	pg := func(c *app.Config) { c.Store, c.DatabaseURL, c.Workers = "postgres", dbURL, 1 }
 	doneA := &lineCounter{want: []byte(`msg="task completed"`)}
 	doneB := &lineCounter{want: []byte(`msg="task completed"`)}
 	a := runThumbdLog(t, testConfig(t, pg), doneA)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thumbd/thumbd/internal/app"
 )
 
 // testControlDoc is the manual's page of the test-control plane, whose Go
@@ -18,7 +20,7 @@ const testControlDoc = "../../docs/test-control.md"
 // TestReadmeGoExample runs the Go example of the test-control plane in
 // docs/test-control.md against thumbd's real wiring.
 func TestReadmeGoExample(t *testing.T) {
-	th := runThumbd(t, testConfig(t, func(c *Config) { c.TestAPI = true; c.CallbackRetry = time.Second }))
+	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.TestAPI = true; c.CallbackRetry = time.Second }))
 	readmeGoExample(t, th.base, serveTestdata(t)+"/clip.mp4")
 }
 

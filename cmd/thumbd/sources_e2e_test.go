@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/thumbd/thumbd/internal/app"
 	"github.com/thumbd/thumbd/internal/frametest"
 	"github.com/thumbd/thumbd/internal/s3test"
 )
@@ -304,7 +305,7 @@ func newTask(t *testing.T, base string) (token, uploadURL string) {
 // does not exercise: unknown tasks, uploads of other tasks, an unfinished
 // upload used as a source, and the operator's size limit.
 func TestTusEndpoint(t *testing.T) {
-	base := startThumbd(t, func(c *Config) { c.MaxSourceSize = 1000 })
+	base := startThumbd(t, func(c *app.Config) { c.MaxSourceSize = 1000 })
 	task, uploadURL := newTask(t, base)
 	other, _ := newTask(t, base)
 

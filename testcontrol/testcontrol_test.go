@@ -1,4 +1,4 @@
-package control_test
+package testcontrol_test
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thumbd/thumbd/control"
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/testcontrol"
 )
 
 // fakeTask walks a task through the states the engine does, asking the gate
@@ -27,7 +27,7 @@ func (f *fakeTask) get() engine.State {
 	return f.state
 }
 
-func (f *fakeTask) run(ctx context.Context, p *control.Plane, token string) {
+func (f *fakeTask) run(ctx context.Context, p *testcontrol.Plane, token string) {
 	f.mu.Lock()
 	f.state = engine.StateQueued
 	f.mu.Unlock()
@@ -47,7 +47,7 @@ func (f *fakeTask) run(ctx context.Context, p *control.Plane, token string) {
 }
 
 // poll reads the task's state as the status method does.
-func poll(p *control.Plane, f *fakeTask, token string) engine.State {
+func poll(p *testcontrol.Plane, f *fakeTask, token string) engine.State {
 	st := f.get()
 	if p.Settle(context.Background(), token, st) {
 		st = f.get()
@@ -61,23 +61,23 @@ var tok = strings.Repeat("a", 32)
 func TestPollsStepTheTask(t *testing.T) {
 	tests := []struct {
 		name  string
-		holds []control.Hold
+		holds []testcontrol.Hold
 		want  []engine.State
 	}{
-		{"queued then encoding", []control.Hold{{State: engine.StateQueued, Polls: 1}, {State: engine.StateEncoding, Polls: 1}},
+		{"queued then encoding", []testcontrol.Hold{{State: engine.StateQueued, Polls: 1}, {State: engine.StateEncoding, Polls: 1}},
 			[]engine.State{engine.StateQueued, engine.StateEncoding, engine.StateCompleted}},
-		{"a hold on a later state alone", []control.Hold{{State: engine.StateEncoding, Polls: 1}},
+		{"a hold on a later state alone", []testcontrol.Hold{{State: engine.StateEncoding, Polls: 1}},
 			[]engine.State{engine.StateEncoding, engine.StateCompleted}},
-		{"two polls in each state", []control.Hold{{State: engine.StateQueued, Polls: 1}, {State: engine.StateDownloading, Polls: 2},
+		{"two polls in each state", []testcontrol.Hold{{State: engine.StateQueued, Polls: 1}, {State: engine.StateDownloading, Polls: 2},
 			{Token: tok, State: engine.StateSaving, Polls: 2}},
 			[]engine.State{engine.StateQueued, engine.StateDownloading, engine.StateDownloading, engine.StateSaving, engine.StateSaving, engine.StateCompleted}},
-		{"every state", []control.Hold{{State: engine.StateQueued, Polls: 1}, {State: engine.StateDownloading, Polls: 1},
+		{"every state", []testcontrol.Hold{{State: engine.StateQueued, Polls: 1}, {State: engine.StateDownloading, Polls: 1},
 			{State: engine.StateEncoding, Polls: 1}, {State: engine.StateSaving, Polls: 1}},
 			[]engine.State{engine.StateQueued, engine.StateDownloading, engine.StateEncoding, engine.StateSaving, engine.StateCompleted}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := control.New()
+			p := testcontrol.New()
 			for _, h := range tt.holds {
 				if _, err := p.AddHold(h); err != nil {
 					t.Fatal(err)
@@ -110,9 +110,9 @@ func equal(a, b []engine.State) bool {
 }
 
 func TestHoldUntilReleased(t *testing.T) {
-	p := control.New()
+	p := testcontrol.New()
 	other := strings.Repeat("b", 32)
-	if _, err := p.AddHold(control.Hold{State: engine.StateEncoding}); err != nil {
+	if _, err := p.AddHold(testcontrol.Hold{State: engine.StateEncoding}); err != nil {
 		t.Fatal(err)
 	}
 	a, b := &fakeTask{}, &fakeTask{}
@@ -138,7 +138,7 @@ func TestHoldUntilReleased(t *testing.T) {
 	}
 }
 
-func waitHeld(t *testing.T, p *control.Plane, tokens ...string) {
+func waitHeld(t *testing.T, p *testcontrol.Plane, tokens ...string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -157,8 +157,8 @@ func waitHeld(t *testing.T, p *control.Plane, tokens ...string) {
 }
 
 func TestHeldTaskStopsWithItsContext(t *testing.T) {
-	p := control.New()
-	p.AddHold(control.Hold{State: engine.StateQueued})
+	p := testcontrol.New()
+	p.AddHold(testcontrol.Hold{State: engine.StateQueued})
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fakeTask{}
 	done := make(chan struct{})
@@ -175,17 +175,17 @@ func TestHeldTaskStopsWithItsContext(t *testing.T) {
 func TestTaskFault(t *testing.T) {
 	tests := []struct {
 		name      string
-		fault     control.TaskFault
+		fault     testcontrol.TaskFault
 		wantState engine.State // the last state before the failure
 		wantErr   string
 	}{
-		{"default: as it starts", control.TaskFault{Message: "source unreachable"}, engine.StateQueued, "source unreachable"},
-		{"entering saving", control.TaskFault{State: engine.StateSaving, Message: "disk full"}, engine.StateEncoding, "disk full"},
-		{"for this task", control.TaskFault{Token: tok, State: engine.StateCompleted}, engine.StateSaving, "Injected failure (thumbd test API)"},
+		{"default: as it starts", testcontrol.TaskFault{Message: "source unreachable"}, engine.StateQueued, "source unreachable"},
+		{"entering saving", testcontrol.TaskFault{State: engine.StateSaving, Message: "disk full"}, engine.StateEncoding, "disk full"},
+		{"for this task", testcontrol.TaskFault{Token: tok, State: engine.StateCompleted}, engine.StateSaving, "Injected failure (thumbd test API)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := control.New()
+			p := testcontrol.New()
 			if _, err := p.AddTaskFault(tt.fault); err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +212,7 @@ func TestTaskFault(t *testing.T) {
 			}
 		})
 	}
-	if _, err := control.New().AddTaskFault(control.TaskFault{State: engine.StateQueued}); err == nil {
+	if _, err := testcontrol.New().AddTaskFault(testcontrol.TaskFault{State: engine.StateQueued}); err == nil {
 		t.Error("a fault on entering queued was accepted")
 	}
 }
@@ -221,7 +221,7 @@ func TestDestinationTransport(t *testing.T) {
 	var hits int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
 	defer srv.Close()
-	p := control.New()
+	p := testcontrol.New()
 	p.FailDestinations(2, 503)
 	c := &http.Client{Transport: p.Transport(nil)}
 	var codes []int

@@ -1,4 +1,4 @@
-// Package control is the machinery of thumbd's test-control plane (served
+// Package testcontrol is the machinery of thumbd's test-control plane (served
 // under /_thumbd/ by package api when THUMBD_TEST_API=1): holds that keep
 // tasks in a chosen state until released or for a number of status polls,
 // and faults injected into tasks, destination uploads and callbacks.
@@ -14,7 +14,7 @@
 // worker takes within PickupTimeout (every worker is busy) reads queued. So a client polling a
 // task with holds of one poll on queued and encoding sees queued, then
 // encoding, then completed, whatever the machine's speed.
-package control
+package testcontrol
 
 import (
 	"context"

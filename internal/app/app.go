@@ -1,0 +1,280 @@
+// Package app builds every component of thumbd from a Config and runs them:
+// the one place that wires the engine, its stores and queue, the sources,
+// storage, callbacks, uploads, the test-control plane and the HTTP API.
+// cmd/thumbd calls it; so can a test or a tool that starts thumbd in its
+// own process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/thumbd/thumbd/api"
+	"github.com/thumbd/thumbd/callback"
+	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/pgstore"
+	"github.com/thumbd/thumbd/riverq"
+	"github.com/thumbd/thumbd/source"
+	"github.com/thumbd/thumbd/sqlitestore"
+	"github.com/thumbd/thumbd/storage"
+	"github.com/thumbd/thumbd/storage/s3store"
+	"github.com/thumbd/thumbd/testcontrol"
+	"github.com/thumbd/thumbd/upload"
+)
+
+// Run builds every component from cfg, serves until ctx ends, then shuts
+// down: it stops accepting requests and tasks, lets running tasks finish
+// for up to cfg.ShutdownTimeout, stops the ffmpeg processes still running
+// (their tasks stay queued) and returns. If listening is not nil, it
+// receives the address once the server listens.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- string) error {
+	if len(cfg.APIKeys) == 0 {
+		log.Warn("THUMBD_API_KEYS is not set: ANY api_key of at least 12 characters is accepted. Set THUMBD_API_KEYS before exposing thumbd to anyone.")
+	}
+	files, err := storage.NewLocal(filepath.Join(cfg.DataDir, "files"))
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	base := cfg.PublicURL
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+
+	var plane *testcontrol.Plane
+	s3opts := s3store.Options{HTTPHosts: cfg.S3HTTPHosts, Logger: log}
+	if cfg.TestAPI {
+		log.Warn("THUMBD_TEST_API=1: the test-control plane is served under /_thumbd/ (anyone can reset thumbd); never set it in production")
+		plane = testcontrol.New()
+		s3opts.HTTPClient = &http.Client{Transport: plane.Transport(nil)}
+	}
+	objects := s3store.New(s3opts)
+	uploadBase := "/v1/upload_file/"
+	if cfg.PublicURL != "" {
+		uploadBase = cfg.PublicURL + uploadBase
+	}
+	uploads, err := upload.New(upload.Config{Dir: filepath.Join(cfg.DataDir, "uploads"), MaxSize: cfg.MaxSourceSize, BasePath: uploadBase, Logger: log})
+	if err != nil {
+		return err
+	}
+	go uploads.SweepEvery(ctx, time.Hour, uploadMaxAge)
+	if cfg.AllowPrivateSources {
+		log.Warn("THUMBD_ALLOW_PRIVATE_SOURCES is on: sources may reach loopback, private and link-local addresses. Keep it off on a service others can use.")
+	}
+	sources, err := source.New(source.Config{
+		AllowPrivate: cfg.AllowPrivateSources,
+		Dirs:         cfg.SourceDirs,
+		MaxSize:      cfg.MaxSourceSize,
+		PresignTTL:   presignTTL(cfg.TaskTimeout),
+		S3:           objects,
+		Uploads:      uploads,
+		Logger:       log,
+	})
+	if err != nil {
+		return err
+	}
+	defer sources.Close()
+	runner := engine.Runner{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe}
+	if err := runner.Check(ctx); err != nil {
+		log.Warn("ffmpeg is missing: tasks will fail until it is installed", "err", err)
+	}
+
+	var (
+		store engine.Store
+		queue engine.Queue
+	)
+	switch cfg.Store {
+	case "memory":
+		q := engine.NewMemoryQueue(4096)
+		q.Grace, q.Timeout = cfg.ShutdownTimeout, queueTimeout(cfg.TaskTimeout)
+		store, queue = engine.NewMemoryStore(), q
+	case "postgres":
+		// Several thumbd processes may share this database and its queue.
+		// A task of a process that died is run again by River's rescuer
+		// (see riverq.NewPostgres), not at the next start as with SQLite.
+		log.Info("using PostgreSQL", "database", databaseName(cfg.DatabaseURL))
+		db, err := pgstore.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		q, err := riverq.NewPostgres(ctx, db.Pool(), riverOptions(cfg, log))
+		if err != nil {
+			return err
+		}
+		store, queue = db, q
+	default:
+		db, err := sqlitestore.Open(ctx, cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		q, err := riverq.NewSQLite(ctx, db.SQL(), riverOptions(cfg, log))
+		if err != nil {
+			return err
+		}
+		store, queue = db, q
+	}
+
+	var eng *engine.Engine
+	cbCfg := callback.Config{
+		Render:   api.CallbackForm(func() string { return base }),
+		Warn:     func(ctx context.Context, token string, w engine.Warning) error { return eng.AddWarning(ctx, token, w) },
+		RetryFor: cfg.CallbackRetry,
+		Logger:   log,
+	}
+	if plane != nil {
+		cbCfg.Fault = plane.CallbackFault
+	}
+	callbacks := callback.New(cbCfg)
+	var (
+		notifier engine.Notifier = callbacks
+		gate     engine.Gate
+		ctl      *api.Control
+	)
+	if plane != nil {
+		notifier, gate = plane.Observe(callbacks), plane
+		ctl = &api.Control{
+			Plane: plane,
+			Reset: func(ctx context.Context) error {
+				err := eng.Reset(ctx)
+				plane.Clear()
+				callbacks.Clear()
+				return err
+			},
+			Callbacks: callbacks.Deliveries,
+		}
+	}
+	eng = engine.New(engine.Config{
+		APIKeys:   cfg.APIKeys,
+		Workers:   cfg.Workers,
+		WorkDir:   filepath.Join(cfg.DataDir, "work"),
+		Runner:    runner,
+		Objects:   objects,
+		Files:     files,
+		Store:     store,
+		Queue:     queue,
+		Notifier:  notifier,
+		Gate:      gate,
+		Retention: cfg.Retention,
+		Accuracy:  cfg.Accuracy,
+		Logger:    log,
+
+		Sources:     sources,
+		TaskTimeout: cfg.TaskTimeout,
+	})
+	srv := api.New(api.Config{
+		Engine:    eng,
+		Files:     files,
+		PublicURL: cfg.PublicURL,
+		Logger:    log,
+		Ready:     readiness(runner, cfg.DataDir),
+		Uploads:   uploads,
+		Control:   ctl,
+	})
+
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	engDone := make(chan error, 1)
+	go func() { engDone <- eng.Run(engCtx) }()
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- httpSrv.Serve(ln) }()
+	log.Info("thumbd listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "data_dir", cfg.DataDir,
+		"workers", cfg.Workers, "store", cfg.Store, "test_api", cfg.TestAPI)
+	if listening != nil {
+		listening <- ln.Addr().String()
+	}
+
+	select {
+	case err = <-srvDone:
+	case err = <-engDone:
+		if err == nil {
+			err = errors.New("the engine stopped")
+		}
+		engDone <- nil
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new requests or tasks; running tasks may finish", "timeout", cfg.ShutdownTimeout)
+	eng.Close()
+	shCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+5*time.Second)
+	defer cancel()
+	httpDone := make(chan struct{})
+	go func() {
+		if shErr := httpSrv.Shutdown(shCtx); shErr != nil {
+			log.Warn("http shutdown", "err", shErr)
+		}
+		close(httpDone)
+	}()
+	stopEngine()
+	if engErr := <-engDone; engErr != nil && err == nil {
+		err = engErr
+	}
+	<-httpDone
+	if cbErr := callbacks.Close(shCtx); cbErr != nil {
+		log.Warn("callbacks still being delivered were dropped", "err", cbErr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// readiness checks that ffmpeg and ffprobe can be found and that the data
+// directory is writable.
+func readiness(r engine.Runner, dataDir string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		for _, tool := range []string{r.FFmpeg, r.FFprobe} {
+			if _, err := exec.LookPath(tool); err != nil {
+				return fmt.Errorf("%s not found", tool)
+			}
+		}
+		f, err := os.CreateTemp(dataDir, ".ready-*")
+		if err != nil {
+			return fmt.Errorf("data directory is not writable: %v", err)
+		}
+		f.Close()
+		return os.Remove(f.Name())
+	}
+}
+
+// uploadMaxAge is how long the uploads of a task that is never started are
+// kept: past the life of the access token that could start it.
+const uploadMaxAge = 48 * time.Hour
+
+// presignTTL is how long an s3:// source's presigned URL must live: past
+// the end of the longest task.
+func presignTTL(taskTimeout time.Duration) time.Duration {
+	if taskTimeout <= 0 {
+		return 24 * time.Hour
+	}
+	return taskTimeout + 10*time.Minute
+}
+
+// riverOptions configures the River queue of either database.
+func riverOptions(cfg Config, log *slog.Logger) riverq.Options {
+	return riverq.Options{Workers: cfg.Workers, Grace: cfg.ShutdownTimeout,
+		Timeout: queueTimeout(cfg.TaskTimeout), Poll: 500 * time.Millisecond, Logger: log.With("component", "river")}
+}
+
+// queueTimeout is the queue's own limit on one task: a safety net behind
+// the engine's TaskTimeout, which ends an overlong task with a clear error
+// first.
+func queueTimeout(taskTimeout time.Duration) time.Duration {
+	if taskTimeout <= 0 {
+		return 0
+	}
+	return taskTimeout + time.Minute
+}
