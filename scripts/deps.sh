@@ -11,6 +11,10 @@
 #            database the tests use: thumbd / thumbd on 127.0.0.1:5432,
 #            database thumbd_test (scripts/test.sh exports
 #            THUMBD_TEST_DATABASE_URL for them)
+#   compose  docker-compose from Debian (`docker-compose config` checks
+#            docker-compose.yml; no Docker engine needed) and curl with
+#            --aws-sigv4 (runs the compose file's bucket step); skipped
+#            when the docker compose plugin is there instead
 # With no arguments it installs everything; name components to install only
 # those (scripts/run.sh runs `deps.sh ffmpeg`).
 # Works as root, or as a user with sudo for the apt-get steps; go install and
@@ -108,6 +112,19 @@ need_node() {
 	fi
 }
 
+need_compose() {
+	local pkgs=()
+	if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+		pkgs+=(docker-compose)
+	fi
+	if ! curl --help all 2>/dev/null | grep -- --aws-sigv4 >/dev/null; then
+		pkgs+=(curl)
+	fi
+	if [ "${#pkgs[@]}" -gt 0 ]; then
+		apt_install "${pkgs[@]}"
+	fi
+}
+
 # as_postgres runs a command as the postgres superuser (root: runuser;
 # otherwise sudo -u).
 as_postgres() {
@@ -155,7 +172,7 @@ need_pg() {
 }
 
 if [ "$#" -eq 0 ]; then
-	set -- ffmpeg s3 node pg
+	set -- ffmpeg s3 node pg compose
 fi
 for c in "$@"; do
 	case "$c" in
@@ -163,6 +180,7 @@ for c in "$@"; do
 	s3 | versitygw) need_versitygw ;;
 	node | npm) need_node ;;
 	pg | postgres | postgresql) need_pg ;;
-	*) die "unknown component $c (want ffmpeg, s3, node, pg)" ;;
+	compose) need_compose ;;
+	*) die "unknown component $c (want ffmpeg, s3, node, pg, compose)" ;;
 	esac
 done

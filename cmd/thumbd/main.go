@@ -16,6 +16,10 @@ import (
 )
 
 func main() {
+	env := environment{getenv: os.Getenv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if code, ok := subcommand(context.Background(), os.Args[1:], env); ok {
+		os.Exit(code)
+	}
 	cfg, err := app.LoadConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return
