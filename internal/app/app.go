@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,7 +42,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	}
 	files, err := storage.NewLocal(filepath.Join(cfg.DataDir, "files"))
 	if err != nil {
-		return fmt.Errorf("data directory: %w", err)
+		return dataDirError(cfg.DataDir, err)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -230,6 +231,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		err = nil
 	}
 	return err
+}
+
+// dataDirError explains a failure to prepare the data directory; when it
+// is a permission error it says which user must own the directory, the
+// usual mistake with a host folder mounted into the container.
+func dataDirError(dir string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		uid, gid := os.Getuid(), os.Getgid()
+		return fmt.Errorf("data directory %s: %w: thumbd runs as uid %d and must be able to write there; for a host folder mounted into a container, run on the host: sudo chown -R %d:%d <folder>", dir, err, uid, uid, gid)
+	}
+	return fmt.Errorf("data directory: %w", err)
 }
 
 // readiness checks that ffmpeg and ffprobe can be found and that the data
