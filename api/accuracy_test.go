@@ -7,18 +7,19 @@ import (
 	"time"
 
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/ffmpeg"
 )
 
 func TestDecodeAccuracy(t *testing.T) {
 	tests := []struct {
 		name    string
 		field   string // the accuracy member as JSON, or "" for none
-		want    engine.Accuracy
+		want    ffmpeg.Accuracy
 		wantErr string
 	}{
 		{name: "absent: the server's default", want: ""},
-		{name: "exact", field: `"exact"`, want: engine.AccuracyExact},
-		{name: "keyframe, any case", field: `" KeyFrame "`, want: engine.AccuracyKeyframe},
+		{name: "exact", field: `"exact"`, want: ffmpeg.AccuracyExact},
+		{name: "keyframe, any case", field: `" KeyFrame "`, want: ffmpeg.AccuracyKeyframe},
 		{name: "empty string: the server's default", field: `""`, want: ""},
 		{name: "unknown", field: `"nearest"`, wantErr: `format[0].accuracy: must be "exact" or "keyframe", got "nearest"`},
 		{name: "not a string", field: `{"mode": "exact"}`, wantErr: "format[0].accuracy: must be a string"},
@@ -51,9 +52,9 @@ func TestDecodeAccuracy(t *testing.T) {
 func TestStatusReportsStrategy(t *testing.T) {
 	snap := engine.Snapshot{State: engine.StateCompleted, Percent: 100, Images: []engine.Image{
 		{Output: 0, Kind: engine.KindImage, Format: "jpg", Frames: []engine.Frame{
-			{Requested: 1500 * time.Millisecond, Actual: 1520 * time.Millisecond, Strategy: engine.StrategySeek, Took: 250 * time.Millisecond}}},
+			{Requested: 1500 * time.Millisecond, Actual: 1520 * time.Millisecond, Strategy: ffmpeg.StrategySeek, Took: 250 * time.Millisecond}}},
 		{Output: 1, Kind: engine.KindSprite, Format: "jpg", Frames: []engine.Frame{
-			{Requested: 0, Actual: 0, Keyframe: true, Strategy: engine.StrategyKeyframe, Took: time.Second}}},
+			{Requested: 0, Actual: 0, Keyframe: true, Strategy: ffmpeg.StrategyKeyframe, Took: time.Second}}},
 		{Output: 1, N: 1, Kind: engine.KindManifest, Format: "json"},
 	}}
 	b, err := json.Marshal(toStatusJSON("t", snap, "http://x"))

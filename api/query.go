@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/ffmpeg"
 	"github.com/thumbd/thumbd/storage"
 )
 
@@ -332,8 +333,8 @@ func decodeFormat(raw json.RawMessage) (engine.Output, error) {
 		return o, &engine.ValidationError{Field: "sprite", Reason: "applies only to output \"thumbnails\""}
 	}
 	if a := strings.TrimSpace(string(f.Accuracy)); a != "" {
-		// thumbd's own: which frame a time gets (engine.Accuracy).
-		acc, err := engine.ParseAccuracy(a)
+		// thumbd's own: which frame a time gets (ffmpeg.Accuracy).
+		acc, err := ffmpeg.ParseAccuracy(a)
 		if err != nil {
 			return o, &engine.ValidationError{Field: "accuracy", Reason: err.Error()}
 		}

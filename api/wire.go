@@ -67,7 +67,7 @@ type imageJSON struct {
 	Time          *float64    `json:"time,omitempty"`           // the frame's presentation time, seconds from the start of the video
 	RequestedTime *float64    `json:"requested_time,omitempty"` // the time asked for
 	Keyframe      *bool       `json:"keyframe,omitempty"`
-	Strategy      *string     `json:"strategy,omitempty"` // how the frame was extracted (engine.Strategy)
+	Strategy      *string     `json:"strategy,omitempty"` // how the frame was extracted (ffmpeg.Strategy)
 	Took          *float64    `json:"took,omitempty"`     // seconds: the ffmpeg run that delivered it
 	Frames        []frameJSON `json:"frames,omitempty"`   // a sprite's tiles, in order
 }

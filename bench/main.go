@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/ffmpeg"
 	"github.com/thumbd/thumbd/internal/frametest"
 )
 
@@ -320,7 +321,7 @@ func runChild(ctx context.Context, method, src, out string, interval, dur float6
 	for t := 0.0; t < dur-1e-9; t += interval {
 		times = append(times, time.Duration(math.Round(t*1e6))*time.Microsecond)
 	}
-	runner := engine.Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
+	runner := ffmpeg.Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
 	m, err := runner.Probe(ctx, src)
 	if err != nil {
 		return err
@@ -330,14 +331,14 @@ func runChild(ctx context.Context, method, src, out string, interval, dur float6
 	if err != nil {
 		return err
 	}
-	rd := engine.Render{Filter: engine.FilterChain(geo, engine.JPEG, false), Codec: engine.CodecArgs(engine.JPEG, 0), Ext: "jpg"}
+	rd := ffmpeg.Render{Filter: engine.FilterChain(geo, engine.JPEG, false), Codec: engine.CodecArgs(engine.JPEG, 0), Ext: "jpg"}
 	name := func(i int) string { return filepath.Join(out, fmt.Sprintf("thumb_%04d.jpg", i+1)) }
 	base := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y"}
 	switch method {
 	case "thumbd-exact", "thumbd-keyframe":
-		acc := engine.AccuracyExact
+		acc := ffmpeg.AccuracyExact
 		if method == "thumbd-keyframe" {
-			acc = engine.AccuracyKeyframe
+			acc = ffmpeg.AccuracyKeyframe
 		}
 		x, err := runner.Index(ctx, src, m, runtime.NumCPU())
 		if err != nil {
@@ -347,16 +348,16 @@ func runChild(ctx context.Context, method, src, out string, interval, dur float6
 		if err := os.MkdirAll(scratch, 0o755); err != nil {
 			return err
 		}
-		reqs := make([]engine.FrameRequest, len(times))
+		reqs := make([]ffmpeg.FrameRequest, len(times))
 		for i, t := range times {
-			reqs[i] = engine.FrameRequest{Want: engine.Want{At: m.VideoStart + t, Accuracy: acc}, Render: rd, Out: name(i)}
+			reqs[i] = ffmpeg.FrameRequest{Want: ffmpeg.Want{At: m.VideoStart + t, Accuracy: acc}, Render: rd, Out: name(i)}
 		}
-		ex := &engine.Extractor{Runner: runner, Workers: runtime.NumCPU(), Dir: scratch}
+		ex := &ffmpeg.Extractor{Runner: runner, Workers: runtime.NumCPU(), Dir: scratch}
 		res, plan, err := ex.Extract(ctx, src, m, x, reqs)
 		if err != nil {
 			return err
 		}
-		counts := map[engine.Strategy]int{}
+		counts := map[ffmpeg.Strategy]int{}
 		reported := make([]float64, len(res))
 		for i, r := range res {
 			counts[r.Strategy]++

@@ -1,21 +1,14 @@
 package engine
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/thumbd/thumbd/ffmpeg"
 	"github.com/thumbd/thumbd/storage"
 )
 
@@ -104,166 +97,12 @@ func (m *meter) set(part int, frac float64) {
 	m.report(pct)
 }
 
-// ParseProgress reads ffmpeg's -progress output and calls f with each
-// out_time it reports, and once more with the end when progress=end.
-func ParseProgress(r io.Reader, f func(outTime time.Duration, end bool)) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), 64*1024)
-	var last time.Duration
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "out_time_us":
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-				last = time.Duration(n) * time.Microsecond
-				f(last, false)
-			}
-		case "progress":
-			if v == "end" {
-				f(last, true)
-			}
-		}
-	}
-	_, _ = io.Copy(io.Discard, r)
-}
-
-// runProgress runs ffmpeg with args that include "-progress pipe:1", and
-// passes each reported output time to f. It stops ffmpeg like run does.
-func (r Runner) runProgress(ctx context.Context, args []string, f func(outTime time.Duration)) error {
-	cmd := exec.CommandContext(ctx, r.FFmpeg, args...)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	cmd.Env = append(os.Environ(), "SVT_LOG=1") // SVT-AV1 prints a banner to stderr otherwise
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 3 * time.Second
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return &ExecError{Tool: r.FFmpeg, Err: err}
-	}
-	ParseProgress(out, func(t time.Duration, _ bool) { f(t) })
-	if err := cmd.Wait(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &ExecError{Tool: r.FFmpeg, Err: err, Tail: tail(errb.Bytes(), 3)}
-	}
-	return nil
-}
-
-type fileProbeJSON struct {
-	Streams []struct {
-		CodecType string `json:"codec_type"`
-		CodecName string `json:"codec_name"`
-		Width     int    `json:"width"`
-		Height    int    `json:"height"`
-		SAR       string `json:"sample_aspect_ratio"`
-		DAR       string `json:"display_aspect_ratio"`
-		AvgRate   string `json:"avg_frame_rate"`
-		RRate     string `json:"r_frame_rate"`
-		BitRate   string `json:"bit_rate"`
-	} `json:"streams"`
-	Format struct {
-		Duration string `json:"duration"`
-		Size     string `json:"size"`
-		BitRate  string `json:"bit_rate"`
-	} `json:"format"`
-}
-
-// ProbeFileArgs builds the ffprobe invocation that describes a video file
-// thumbd made.
-func ProbeFileArgs(path string) []string {
-	return []string{"-hide_banner", "-v", "error", "-of", "json",
-		"-show_entries", "format=duration,size,bit_rate:stream=codec_type,codec_name,width,height,sample_aspect_ratio,display_aspect_ratio,avg_frame_rate,r_frame_rate,bit_rate",
-		path}
-}
-
-// probeVideoFile describes a video file thumbd made: what the status
-// reports is measured, not what was asked for.
-func (r Runner) probeVideoFile(ctx context.Context, path string) (videoFile, error) {
-	out, _, err := r.run(ctx, r.FFprobe, ProbeFileArgs(path))
-	if err != nil {
-		return videoFile{}, err
-	}
-	var pj fileProbeJSON
-	if err := json.Unmarshal(out, &pj); err != nil {
-		return videoFile{}, fmt.Errorf("reading ffprobe's description of the output: %w", err)
-	}
-	var vf videoFile
-	vf.size, _ = strconv.ParseInt(pj.Format.Size, 10, 64)
-	if fi, err := os.Stat(path); err == nil {
-		vf.size = fi.Size()
-	}
-	vf.duration = parseSeconds(pj.Format.Duration)
-	if vf.duration > 0 {
-		vf.bitrate = int(float64(vf.size) * 8 / vf.duration.Seconds() / 1000)
-	}
-	video := false
-	for _, s := range pj.Streams {
-		switch s.CodecType {
-		case "video":
-			if video {
-				continue
-			}
-			video = true
-			m := &vf.meta
-			m.VideoCodec, m.Width, m.Height = s.CodecName, s.Width, s.Height
-			m.FrameRate = probeRate(s.AvgRate)
-			if m.FrameRate.IsZero() {
-				m.FrameRate = probeRate(s.RRate)
-			}
-			if n, err := strconv.Atoi(s.BitRate); err == nil {
-				m.VideoBitrate = n / 1000
-			}
-			m.SAR = s.SAR
-			if n, d, ok := ratio(s.SAR, ":"); !ok || n <= 0 || d <= 0 {
-				m.SAR = "1:1"
-			}
-			m.DAR = s.DAR
-			if n, d, ok := ratio(s.DAR, ":"); !ok || n <= 0 || d <= 0 {
-				sn, sd, _ := ratio(m.SAR, ":")
-				w, h := m.Width*sn, m.Height*sd
-				if g := gcd(w, h); g > 0 {
-					m.DAR = fmt.Sprintf("%d:%d", w/g, h/g)
-				}
-			}
-		case "audio":
-			if vf.meta.AudioCodec == "" {
-				vf.meta.AudioCodec = s.CodecName
-			}
-		}
-	}
-	if !video {
-		return vf, errors.New("the output has no video stream")
-	}
-	if vf.meta.VideoBitrate == 0 && vf.duration > 0 {
-		// WebM keeps no per-stream bitrate: add up the video packets.
-		out, _, err := r.run(ctx, r.FFprobe, []string{"-hide_banner", "-v", "error", "-select_streams", "v:0",
-			"-show_entries", "packet=size", "-of", "csv=p=0", path})
-		if err == nil {
-			var total int64
-			for _, l := range strings.Fields(string(out)) {
-				n, _ := strconv.ParseInt(strings.TrimSuffix(l, ","), 10, 64)
-				total += n
-			}
-			vf.meta.VideoBitrate = int(float64(total) * 8 / vf.duration.Seconds() / 1000)
-		}
-	}
-	return vf, nil
-}
-
-func probeRate(s string) Rate {
-	n, d, ok := ratio(s, "/")
-	if !ok || n <= 0 || d <= 0 {
-		return Rate{}
-	}
-	g := gcd(n, d)
-	return Rate{n / g, d / g}
+// videoFileOf is what the status reports of a video file ffprobe
+// described.
+func videoFileOf(f ffmpeg.File) videoFile {
+	return videoFile{size: f.Size, duration: f.Duration, bitrate: f.Bitrate, meta: VideoMeta{
+		Width: f.Width, Height: f.Height, FrameRate: Rate{f.FrameRateNum, f.FrameRateDen},
+		VideoBitrate: f.VideoBitrate, DAR: f.DAR, SAR: f.SAR, VideoCodec: f.VideoCodec, AudioCodec: f.AudioCodec}}
 }
 
 // encodeVideo runs one video output's encode in a worker slot, reporting
@@ -273,7 +112,7 @@ func (e *Engine) encodeVideo(ctx context.Context, src string, p *videoPlan, m *m
 		return err
 	}
 	args := EncodeArgs(src, p.enc)
-	err := e.cfg.Runner.runProgress(ctx, args, func(t time.Duration) {
+	err := e.cfg.Runner.RunProgress(ctx, args, func(t time.Duration) {
 		if p.clip > 0 {
 			m.set(p.part, 0.98*t.Seconds()/p.clip.Seconds())
 		}
@@ -285,10 +124,11 @@ func (e *Engine) encodeVideo(ctx context.Context, src string, p *videoPlan, m *m
 	if !nonEmpty(p.enc.Out) {
 		return errors.New("ffmpeg wrote nothing")
 	}
-	vf, err := e.cfg.Runner.probeVideoFile(ctx, p.enc.Out)
+	f, err := e.cfg.Runner.ProbeFile(ctx, p.enc.Out)
 	if err != nil {
 		return err
 	}
+	vf := videoFileOf(f)
 	c := containers[p.out.Kind]
 	vf.contentType, vf.format = c.contentType, string(p.out.Kind)
 	p.file = producedFile{
@@ -307,7 +147,7 @@ func (e *Engine) encodeVideo(ctx context.Context, src string, p *videoPlan, m *m
 // then sprite sheets) in one line of work, each video encode in its own,
 // all within the engine's worker slots. The first failure stops the rest
 // and is returned, naming its output.
-func (e *Engine) makeOutputs(ctx context.Context, token, src string, media Media, index *FrameIndex, plans []*outputPlan, videos []*videoPlan, dir string) error {
+func (e *Engine) makeOutputs(ctx context.Context, token, src string, media ffmpeg.Media, index *ffmpeg.FrameIndex, plans []*outputPlan, videos []*videoPlan, dir string) error {
 	m := newMeter(5, 90, func(pct float64) {
 		e.update(ctx, token, func(s *Snapshot) { s.Percent = max(s.Percent, pct) })
 	})
@@ -363,4 +203,10 @@ func (e *Engine) makeOutputs(ctx context.Context, token, src string, media Media
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// nonEmpty reports whether path is a regular file with something in it.
+func nonEmpty(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
 }

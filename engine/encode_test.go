@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thumbd/thumbd/ffmpeg"
+	"github.com/thumbd/thumbd/internal/cliptest"
 	"github.com/thumbd/thumbd/storage"
 )
 
@@ -57,7 +59,7 @@ func (s *recordingStore) UpdateTask(ctx context.Context, token string, f func(*T
 	})
 }
 
-func runSpec(t *testing.T, runner Runner, spec Spec) (Snapshot, error, *recordingStore, string) {
+func runSpec(t *testing.T, runner ffmpeg.Runner, spec Spec) (Snapshot, error, *recordingStore, string) {
 	t.Helper()
 	files, err := storage.NewLocal(t.TempDir())
 	if err != nil {
@@ -121,7 +123,7 @@ func keyframes(t *testing.T, path string) []int {
 // the real ffmpeg and checks what ffprobe finds in each file against what
 // the status reports.
 func TestEncodeVideos(t *testing.T) {
-	needFFmpeg(t)
+	cliptest.NeedFFmpeg(t)
 	src := makeClip(t, 4)
 	spec := Spec{Source: src, Outputs: []Output{
 		{Kind: KindThumbnail, Format: PNG, Width: 160},
@@ -130,7 +132,7 @@ func TestEncodeVideos(t *testing.T) {
 		{Kind: KindWebM, Width: 96, Height: 96, ResizeMode: ResizeCrop,
 			Video: VideoSettings{AudioMute: true, AudioChannels: 1, Preset: "ultrafast", KeyframeFrames: 20, FileExtension: "mkv"}},
 	}}
-	snap, err, store, root := runSpec(t, Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
+	snap, err, store, root := runSpec(t, ffmpeg.Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +209,7 @@ func TestEncodeVideos(t *testing.T) {
 // that the task's error names it and that the other outputs are not
 // stored.
 func TestVideoFailureNamesOutput(t *testing.T) {
-	needFFmpeg(t)
+	cliptest.NeedFFmpeg(t)
 	src := makeClip(t, 2)
 	fake := filepath.Join(t.TempDir(), "ffmpeg")
 	script := "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = libvpx-vp9 ]; then echo 'Error initializing output stream 0:0 -- out of cheese' >&2; exit 1; fi\ndone\nexec ffmpeg \"$@\"\n"
@@ -219,7 +221,7 @@ func TestVideoFailureNamesOutput(t *testing.T) {
 		{Kind: KindWebM, Width: 64},
 		{Kind: KindThumbnail, Format: PNG},
 	}}
-	snap, err, _, _ := runSpec(t, Runner{FFmpeg: fake, FFprobe: "ffprobe"}, spec)
+	snap, err, _, _ := runSpec(t, ffmpeg.Runner{FFmpeg: fake, FFprobe: "ffprobe"}, spec)
 	if err == nil {
 		t.Fatal("the task succeeded")
 	}
@@ -232,7 +234,7 @@ func TestVideoFailureNamesOutput(t *testing.T) {
 }
 
 func TestCheckEncoders(t *testing.T) {
-	needFFmpeg(t)
+	cliptest.NeedFFmpeg(t)
 	noSVT := filepath.Join(t.TempDir(), "ffmpeg")
 	script := "#!/bin/sh\nif [ \"$3\" = encoder=libsvtav1 ]; then echo \"Codec 'libsvtav1' is not recognized by FFmpeg.\"; exit 0; fi\nexec ffmpeg \"$@\"\n"
 	if err := os.WriteFile(noSVT, []byte(script), 0o755); err != nil {
@@ -251,7 +253,7 @@ func TestCheckEncoders(t *testing.T) {
 		{name: "an encoder this ffmpeg lacks", ffmpeg: noSVT, out: Output{Kind: KindMP4, Video: VideoSettings{VideoCodec: "libsvtav1"}}, field: "video_codec"},
 	}
 	for _, tc := range tests {
-		e := New(Config{Runner: Runner{FFmpeg: tc.ffmpeg, FFprobe: "ffprobe"}})
+		e := New(Config{Runner: ffmpeg.Runner{FFmpeg: tc.ffmpeg, FFprobe: "ffprobe"}})
 		err := e.checkEncoders(context.Background(), Spec{Outputs: []Output{{Kind: KindThumbnail}, tc.out}})
 		var ve *ValidationError
 		switch {
@@ -266,10 +268,10 @@ func TestCheckEncoders(t *testing.T) {
 // TestEncodeProgress checks that a lone video's percent moves while ffmpeg
 // encodes, from what ffmpeg reports on -progress, and only rises.
 func TestEncodeProgress(t *testing.T) {
-	needFFmpeg(t)
+	cliptest.NeedFFmpeg(t)
 	src := makeClip(t, 3)
 	spec := Spec{Source: src, Outputs: []Output{{Kind: KindMP4, Width: 160, Video: VideoSettings{Preset: "ultrafast"}}}}
-	_, err, store, _ := runSpec(t, Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
+	_, err, store, _ := runSpec(t, ffmpeg.Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +293,7 @@ func TestEncodeProgress(t *testing.T) {
 // a 90° display matrix: the video comes out upright (portrait), with no
 // rotation left for players to apply a second time.
 func TestEncodeRotatedSource(t *testing.T) {
-	needFFmpeg(t)
+	cliptest.NeedFFmpeg(t)
 	flat := makeClip(t, 1)
 	rotated := filepath.Join(t.TempDir(), "rotated.mp4")
 	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", flat, "-c", "copy",
@@ -299,7 +301,7 @@ func TestEncodeRotatedSource(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	spec := Spec{Source: rotated, Outputs: []Output{{Kind: KindMP4, Height: 160, Video: VideoSettings{Preset: "ultrafast"}}}}
-	snap, err, _, root := runSpec(t, Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
+	snap, err, _, root := runSpec(t, ffmpeg.Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,53 +7,27 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/thumbd/thumbd/ffmpeg"
 )
 
-// EncoderInfo is what ffmpeg says of one of its encoders.
-type EncoderInfo struct {
-	Name        string
-	Found       bool
-	PixFmts     []string // empty: not listed
-	SampleRates []int    // empty: any
+// encoders remembers what the engine's ffmpeg said of each encoder, so that
+// ffmpeg is asked once per encoder.
+type encoders struct {
+	runner ffmpeg.Runner
+	known  sync.Map // name → ffmpeg.EncoderInfo
 }
 
-// ParseEncoderHelp reads the output of `ffmpeg -h encoder=NAME`.
-func ParseEncoderHelp(name string, out []byte) EncoderInfo {
-	info := EncoderInfo{Name: name}
-	for _, line := range strings.Split(string(out), "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(line, "Encoder "+name+" "):
-			info.Found = true
-		case strings.HasPrefix(line, "Supported pixel formats:"):
-			info.PixFmts = strings.Fields(strings.TrimPrefix(line, "Supported pixel formats:"))
-		case strings.HasPrefix(line, "Supported sample rates:"):
-			for _, f := range strings.Fields(strings.TrimPrefix(line, "Supported sample rates:")) {
-				if n, err := strconv.Atoi(f); err == nil {
-					info.SampleRates = append(info.SampleRates, n)
-				}
-			}
-		}
+// get asks ffmpeg about an encoder, once.
+func (c *encoders) get(ctx context.Context, name string) (ffmpeg.EncoderInfo, error) {
+	if v, ok := c.known.Load(name); ok {
+		return v.(ffmpeg.EncoderInfo), nil
 	}
-	return info
-}
-
-// encoderCache holds what each ffmpeg binary said of each encoder, so that
-// ffmpeg is asked once per encoder per process.
-var encoderCache sync.Map // "ffmpeg\x00name" → EncoderInfo
-
-// Encoder asks ffmpeg about one of its encoders.
-func (r Runner) Encoder(ctx context.Context, name string) (EncoderInfo, error) {
-	key := r.FFmpeg + "\x00" + name
-	if v, ok := encoderCache.Load(key); ok {
-		return v.(EncoderInfo), nil
-	}
-	out, stderr, err := r.run(ctx, r.FFmpeg, []string{"-hide_banner", "-h", "encoder=" + name})
+	info, err := c.runner.Encoder(ctx, name)
 	if err != nil {
-		return EncoderInfo{}, err
+		return ffmpeg.EncoderInfo{}, err
 	}
-	info := ParseEncoderHelp(name, append(out, stderr...))
-	encoderCache.Store(key, info)
+	c.known.Store(name, info)
 	return info, nil
 }
 
@@ -68,7 +42,7 @@ func (e *Engine) checkEncoders(ctx context.Context, spec Spec) error {
 			continue
 		}
 		v := o.Video.resolved(o.Kind)
-		vi, err := e.cfg.Runner.Encoder(ctx, v.VideoCodec)
+		vi, err := e.encoders.get(ctx, v.VideoCodec)
 		if err != nil {
 			return nil
 		}
@@ -82,7 +56,7 @@ func (e *Engine) checkEncoders(ctx context.Context, spec Spec) error {
 		if v.AudioCodec == "libfdk_aac" {
 			continue
 		}
-		ai, err := e.cfg.Runner.Encoder(ctx, v.AudioCodec)
+		ai, err := e.encoders.get(ctx, v.AudioCodec)
 		if err != nil {
 			return nil
 		}
@@ -106,7 +80,7 @@ func (e *Engine) substituteCodecs(ctx context.Context, idx int, o *Output) *Warn
 	if o.Video.AudioCodec != "libfdk_aac" {
 		return nil
 	}
-	if info, err := e.cfg.Runner.Encoder(ctx, "libfdk_aac"); err == nil && info.Found {
+	if info, err := e.encoders.get(ctx, "libfdk_aac"); err == nil && info.Found {
 		return nil
 	}
 	o.Video.AudioCodec = "aac"

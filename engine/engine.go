@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thumbd/thumbd/ffmpeg"
 	"github.com/thumbd/thumbd/storage"
 )
 
@@ -31,12 +31,12 @@ type FileStore interface {
 
 // Config is everything an Engine needs. Zero values take the defaults.
 type Config struct {
-	APIKeys  []string      // accepted API keys; empty: any key of at least 12 characters
-	Workers  int           // ffmpeg processes and tasks run at once; default 2
-	Accuracy Accuracy      // of outputs that do not choose; default exact
-	WorkDir  string        // scratch space for frames being made
-	TokenTTL time.Duration // lifetime of an access token; default 24 h
-	Runner   Runner
+	APIKeys  []string        // accepted API keys; empty: any key of at least 12 characters
+	Workers  int             // ffmpeg processes and tasks run at once; default 2
+	Accuracy ffmpeg.Accuracy // of outputs that do not choose; default exact
+	WorkDir  string          // scratch space for frames being made
+	TokenTTL time.Duration   // lifetime of an access token; default 24 h
+	Runner   ffmpeg.Runner
 	Objects  ObjectStore
 	Files    FileStore
 	Store    Store    // default: a MemoryStore
@@ -91,11 +91,12 @@ type Gate interface {
 
 // Engine owns tokens, tasks and the workers that run them.
 type Engine struct {
-	cfg   Config
-	log   *slog.Logger
-	store Store
-	queue Queue
-	procs Slots // one slot per ffmpeg process allowed to run (THUMBD_WORKERS)
+	cfg      Config
+	log      *slog.Logger
+	store    Store
+	queue    Queue
+	procs    ffmpeg.Slots // one slot per ffmpeg process allowed to run (THUMBD_WORKERS)
+	encoders *encoders    // what the runner's ffmpeg said of its encoders
 
 	mu      sync.Mutex
 	closed  bool
@@ -112,7 +113,7 @@ func New(cfg Config) *Engine {
 		cfg.Workers = 2
 	}
 	if cfg.Accuracy == "" {
-		cfg.Accuracy = AccuracyExact
+		cfg.Accuracy = ffmpeg.AccuracyExact
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 24 * time.Hour
@@ -139,18 +140,19 @@ func New(cfg Config) *Engine {
 		cfg.Queue = NewMemoryQueue(4096)
 	}
 	return &Engine{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		store: cfg.Store,
-		queue: cfg.Queue,
-		procs: NewSlots(cfg.Workers),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		store:    cfg.Store,
+		queue:    cfg.Queue,
+		procs:    ffmpeg.NewSlots(cfg.Workers),
+		encoders: &encoders{runner: cfg.Runner},
 
 		running: map[string]context.CancelCauseFunc{},
 	}
 }
 
 // Runner returns the ffmpeg runner the engine uses.
-func (e *Engine) Runner() Runner { return e.cfg.Runner }
+func (e *Engine) Runner() ffmpeg.Runner { return e.cfg.Runner }
 
 // NewToken returns 32 random hex digits.
 func NewToken() string {
@@ -278,13 +280,6 @@ func (e *Engine) Start(ctx context.Context, taskToken string, spec Spec) error {
 	return nil
 }
 
-// ErrBusy means the queue is full; try again later.
-var ErrBusy = errors.New("the task queue is full, try again later")
-
-// ErrInterrupted wraps the error of a task stopped by shutdown: it stays
-// queued and runs again.
-var ErrInterrupted = errors.New("task interrupted")
-
 // Status returns a task's state.
 func (e *Engine) Status(ctx context.Context, taskToken string) (Snapshot, error) {
 	rec, err := e.store.Task(ctx, taskToken)
@@ -320,9 +315,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
-	defer stopSweep()
-	go e.sweepLoop(sweepCtx)
+	var sweeper sync.WaitGroup
+	sweeper.Go(func() { e.sweepLoop(sweepCtx) })
 	err := e.queue.Run(ctx, e.cfg.Workers, e.runTask)
+	stopSweep()
+	sweeper.Wait()
 	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()
@@ -352,32 +349,3 @@ func (e *Engine) notify(ctx context.Context, token string, kind EventKind, snap 
 		e.cfg.Notifier.Notify(context.WithoutCancel(ctx), Event{Token: token, Kind: kind, Snap: snap, Spec: spec})
 	}
 }
-
-// Slots bounds how many ffmpeg runs go at once: one slot per run.
-type Slots chan struct{}
-
-// NewSlots returns n slots.
-func NewSlots(n int) Slots { return make(Slots, n) }
-
-// Acquire takes a slot, waiting for one until ctx ends.
-func (s Slots) Acquire(ctx context.Context) error {
-	select {
-	case s <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// TryAcquire takes a slot if one is free now.
-func (s Slots) TryAcquire() bool {
-	select {
-	case s <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-// Release gives a slot back.
-func (s Slots) Release() { <-s }

@@ -26,6 +26,7 @@ import (
 
 	_ "golang.org/x/image/webp"
 
+	"github.com/thumbd/thumbd/internal/cliptest"
 	"github.com/thumbd/thumbd/storage"
 	"github.com/thumbd/thumbd/vtt"
 )
@@ -33,286 +34,13 @@ import (
 // Integration tests: real ffmpeg and ffprobe on small clips made with
 // ffmpeg itself. testdata/clip.mp4 (repo root) is 10 s, 640x360, 25 fps
 // H.264 with B-frames, GOP 50, AAC; its top 40 rows encode the frame number
-// in 8 blocks of 80 px, bit b white in block b.
-
-func needFFmpeg(t *testing.T) {
-	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not on PATH", tool)
-		}
-	}
-}
-
-// ---- clips ----
-
-var (
-	clipsOnce sync.Once
-	clipsDir  string
-	clipsErr  error
-)
+// in 8 blocks of 80 px, bit b white in block b. The clips are made by
+// package cliptest.
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if clipsDir != "" {
-		os.RemoveAll(clipsDir)
-	}
+	cliptest.Cleanup()
 	os.Exit(code)
-}
-
-// clips makes every edge-case clip once, in a directory shared by the
-// tests, and returns it.
-func clips(t *testing.T) string {
-	t.Helper()
-	needFFmpeg(t)
-	clipsOnce.Do(func() {
-		began := time.Now()
-		clipsDir, clipsErr = os.MkdirTemp("", "thumbd-engine-clips-")
-		if clipsErr == nil {
-			clipsErr = buildClips(clipsDir)
-		}
-		if testing.Verbose() {
-			fmt.Printf("clips made in %v\n", time.Since(began).Round(time.Millisecond))
-		}
-	})
-	if clipsErr != nil {
-		t.Fatalf("making clips: %v", clipsErr)
-	}
-	return clipsDir
-}
-
-func buildClips(dir string) error {
-	ff := func(out string, args ...string) error {
-		full := append([]string{"-hide_banner", "-nostdin", "-v", "error", "-y"}, args...)
-		full = append(full, filepath.Join(dir, out))
-		cmd := exec.Command("ffmpeg", full...)
-		cmd.Dir = dir
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("ffmpeg %s: %v: %s", strings.Join(full, " "), err, b)
-		}
-		return nil
-	}
-	src, err := filepath.Abs("../testdata/clip.mp4")
-	if err != nil {
-		return err
-	}
-	if err := os.Symlink(src, filepath.Join(dir, "clip.mp4")); err != nil {
-		return err
-	}
-	x264 := []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"}
-	steps := []struct {
-		out  string
-		args []string
-	}{
-		// A white box in the top-left corner of a black 320x180 picture.
-		{"box.mp4", append([]string{"-f", "lavfi", "-i", "color=black:s=320x180:r=25:d=1,drawbox=x=0:y=0:w=80:h=45:color=white:t=fill"}, x264...)},
-		// ffmpeg 5.1's mov muxer turns the legacy rotate tag into a display
-		// matrix (ffprobe then reports rotation = the tag, counter-clockwise).
-		{"rot90.mp4", []string{"-i", "box.mp4", "-c", "copy", "-metadata:s:v:0", "rotate=90"}},
-		{"rot180.mp4", []string{"-i", "box.mp4", "-c", "copy", "-metadata:s:v:0", "rotate=180"}},
-		{"rot270.mp4", []string{"-i", "box.mp4", "-c", "copy", "-metadata:s:v:0", "rotate=270"}},
-		{"sar.mp4", append([]string{"-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=1,setsar=2"}, x264...)},
-		// Video 2 s, audio 4 s.
-		{"av.mp4", append([]string{"-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2", "-f", "lavfi", "-i", "sine=d=4", "-c:a", "aac"}, x264...)},
-		// MPEG-TS starts at 1.4 s; with B-frames the video starts at 1.48 s.
-		{"clip.ts", []string{"-i", "clip.mp4", "-c", "copy", "-f", "mpegts"}},
-		// Matroska has no stream duration, only a DURATION tag.
-		{"clip.mkv", []string{"-i", "clip.mp4", "-c", "copy"}},
-		{"short.mp4", append([]string{"-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=0.3"}, x264...)},
-		// The first 4 s of clip.mp4 with a single keyframe.
-		{"onekey.mp4", append([]string{"-i", "clip.mp4", "-t", "4", "-an", "-g", "1000", "-keyint_min", "1000", "-sc_threshold", "0", "-bf", "2"}, x264...)},
-		{"onekey.ts", []string{"-i", "onekey.mp4", "-c", "copy", "-f", "mpegts"}},
-		{"hdr.mp4", append([]string{"-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=1",
-			"-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc"}, x264...)},
-		{"audio.m4a", []string{"-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac"}},
-	}
-	for _, s := range steps {
-		if err := ff(s.out, s.args...); err != nil {
-			return err
-		}
-	}
-	// clip.ts cut in half, on a packet boundary plus a few bytes: a damaged tail.
-	ts, err := os.ReadFile(filepath.Join(dir, "clip.ts"))
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "truncated.ts"), ts[:len(ts)/2/188*188+100], 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("These are not the frames you are looking for.\n"), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "empty.mp4"), nil, 0o644)
-}
-
-// ---- Probe ----
-
-func TestProbeClips(t *testing.T) {
-	dir := clips(t)
-	r := Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
-	const fd = 40 * time.Millisecond
-	tests := []struct {
-		file           string
-		w, h           int // coded
-		dispW, dispH   int
-		rotation       int
-		dur            time.Duration
-		videoStart     time.Duration
-		sourceErr      string // non-empty: Probe must fail with a *SourceError containing it
-		formatContains string
-	}{
-		{file: "clip.mp4", w: 640, h: 360, dispW: 640, dispH: 360, dur: 10 * time.Second, formatContains: "mp4"},
-		{file: "rot90.mp4", w: 320, h: 180, dispW: 180, dispH: 320, rotation: 270, dur: time.Second},
-		{file: "rot180.mp4", w: 320, h: 180, dispW: 320, dispH: 180, rotation: 180, dur: time.Second},
-		{file: "rot270.mp4", w: 320, h: 180, dispW: 180, dispH: 320, rotation: 90, dur: time.Second},
-		{file: "sar.mp4", w: 320, h: 240, dispW: 640, dispH: 240, dur: time.Second},
-		{file: "av.mp4", w: 160, h: 120, dispW: 160, dispH: 120, dur: 2 * time.Second},
-		{file: "clip.ts", w: 640, h: 360, dispW: 640, dispH: 360, dur: 10 * time.Second, videoStart: 1480 * time.Millisecond, formatContains: "mpegts"},
-		// Matroska's millisecond timestamps: the muxer shifts the B-frame delay to 23 ms.
-		{file: "clip.mkv", w: 640, h: 360, dispW: 640, dispH: 360, dur: 10 * time.Second, videoStart: 23 * time.Millisecond, formatContains: "matroska"},
-		{file: "short.mp4", w: 160, h: 120, dispW: 160, dispH: 120, dur: 8 * fd},
-		{file: "onekey.mp4", w: 640, h: 360, dispW: 640, dispH: 360, dur: 4 * time.Second},
-		{file: "truncated.ts", w: 640, h: 360, dispW: 640, dispH: 360, dur: 128 * fd, videoStart: 1480 * time.Millisecond},
-		{file: "audio.m4a", sourceErr: "no video stream"},
-		{file: "notes.txt", sourceErr: "could not be read"},
-		{file: "empty.mp4", sourceErr: "could not be read"},
-		{file: "missing.mp4", sourceErr: "could not be read"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
-			m, err := r.Probe(context.Background(), filepath.Join(dir, tt.file))
-			if tt.sourceErr != "" {
-				var se *SourceError
-				if !errors.As(err, &se) || !strings.Contains(err.Error(), tt.sourceErr) {
-					t.Fatalf("Probe = %+v, %v; want a *SourceError saying %q", m, err, tt.sourceErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Probe: %v", err)
-			}
-			if m.Width != tt.w || m.Height != tt.h {
-				t.Errorf("coded size %dx%d, want %dx%d", m.Width, m.Height, tt.w, tt.h)
-			}
-			if w, h := m.DisplaySize(); w != tt.dispW || h != tt.dispH {
-				t.Errorf("DisplaySize %dx%d, want %dx%d (%+v)", w, h, tt.dispW, tt.dispH, m)
-			}
-			if m.Rotation != tt.rotation {
-				t.Errorf("Rotation %d, want %d", m.Rotation, tt.rotation)
-			}
-			if m.FrameDur != fd {
-				t.Errorf("FrameDur %v, want %v", m.FrameDur, fd)
-			}
-			if d := m.Duration(); absDur(d-tt.dur) > time.Millisecond {
-				t.Errorf("Duration %v, want %v (%+v)", d, tt.dur, m)
-			}
-			if absDur(m.VideoStart-tt.videoStart) > time.Millisecond {
-				t.Errorf("VideoStart %v, want %v", m.VideoStart, tt.videoStart)
-			}
-			if m.Start > m.VideoStart {
-				t.Errorf("file Start %v after VideoStart %v", m.Start, m.VideoStart)
-			}
-			if tt.formatContains != "" && !strings.Contains(m.FormatName, tt.formatContains) {
-				t.Errorf("FormatName %q", m.FormatName)
-			}
-			if m.Size <= 0 {
-				t.Errorf("Size %d", m.Size)
-			}
-		})
-	}
-}
-
-// TestProbeFakeFFprobe feeds Probe canned ffprobe output to cover what the
-// generated clips do not: cover art, legacy rotate tags, odd frame rates,
-// missing packets.
-func TestProbeFakeFFprobe(t *testing.T) {
-	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("no sh")
-	}
-	const video = `{"index":%d,"codec_type":"video","codec_name":"h264","width":640,"height":360,"sample_aspect_ratio":"1:1","avg_frame_rate":"%s","r_frame_rate":"%s","start_time":"0.000000","duration":"%s"%s}`
-	probe := func(streams ...string) string {
-		return `{"streams":[` + strings.Join(streams, ",") + `],"format":{"format_name":"mov,mp4","start_time":"0.000000","duration":"10.000000","size":"1234"}}`
-	}
-	packets := func(pts ...string) string {
-		var ps []string
-		for _, p := range pts {
-			ps = append(ps, `{"pts_time":"`+p+`","duration_time":"0.040000"}`)
-		}
-		return `{"packets":[` + strings.Join(ps, ",") + `]}`
-	}
-	cover := `{"index":0,"codec_type":"video","codec_name":"mjpeg","width":300,"height":300,"disposition":{"attached_pic":1}}`
-	audio := `{"index":0,"codec_type":"audio","codec_name":"aac","start_time":"0.000000","duration":"10.000000"}`
-	tests := []struct {
-		name       string
-		probe      string
-		packets    string
-		rc         int
-		stream     string // -select_streams wanted
-		rotation   int
-		frameDur   time.Duration
-		lastFrame  time.Duration
-		codec      string
-		errContain string
-	}{
-		{name: "plain", probe: probe(fmt.Sprintf(video, 0, "25/1", "25/1", "10.000000", "")), packets: packets("9.800000", "9.960000", "9.880000"),
-			stream: "0", frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
-		{name: "cover art first", probe: probe(cover, fmt.Sprintf(video, 1, "25/1", "25/1", "10.000000", "")), packets: packets("9.960000"),
-			stream: "1", frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
-		{name: "legacy rotate tag", probe: probe(fmt.Sprintf(video, 0, "25/1", "25/1", "10.000000", `,"tags":{"rotate":"90"}`)), packets: packets("9.960000"),
-			stream: "0", rotation: 90, frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
-		{name: "display matrix -90", probe: probe(fmt.Sprintf(video, 0, "25/1", "25/1", "10.000000", `,"side_data_list":[{"side_data_type":"Display Matrix","rotation":-90}]`)), packets: packets("9.960000"),
-			stream: "0", rotation: 90, frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
-		{name: "display matrix 180", probe: probe(fmt.Sprintf(video, 0, "25/1", "25/1", "10.000000", `,"side_data_list":[{"side_data_type":"Display Matrix","rotation":180}]`)), packets: packets("9.960000"),
-			stream: "0", rotation: 180, frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
-		{name: "no avg frame rate", probe: probe(fmt.Sprintf(video, 0, "0/0", "30000/1001", "10.000000", "")), packets: packets("9.976633"),
-			stream: "0", frameDur: 33367 * time.Microsecond, lastFrame: 9976633 * time.Microsecond, codec: "h264"},
-		{name: "matroska duration tag", probe: probe(strings.Replace(fmt.Sprintf(video, 0, "25/1", "25/1", "", `,"tags":{"DURATION":"00:00:04.000000000"}`), `"duration":"",`, "", 1)), packets: packets("3.960000"),
-			stream: "0", frameDur: 40 * time.Millisecond, lastFrame: 3960 * time.Millisecond, codec: "h264"},
-		{name: "no packets: from the duration", probe: probe(fmt.Sprintf(video, 0, "25/1", "25/1", "10.000000", "")), packets: packets(),
-			stream: "0", frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
-		{name: "audio only", probe: probe(audio), packets: packets(), errContain: "no video stream"},
-		{name: "not json", probe: "garbage", packets: packets(), errContain: "could not be read"},
-		{name: "ffprobe fails", probe: "{}", rc: 1, packets: packets(), errContain: "could not be read"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			write := func(name, s string) {
-				if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			write("probe.json", tt.probe)
-			write("packets.json", tt.packets)
-			script := fmt.Sprintf("#!/bin/sh\necho \"$@\" >> '%[1]s/args'\ncase \"$*\" in\n*packet=*) cat '%[1]s/packets.json' ;;\n*) cat '%[1]s/probe.json'; exit %[2]d ;;\nesac\n", dir, tt.rc)
-			write("ffprobe", script)
-			if err := os.Chmod(filepath.Join(dir, "ffprobe"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			r := Runner{FFmpeg: "ffmpeg", FFprobe: filepath.Join(dir, "ffprobe")}
-			m, err := r.Probe(context.Background(), "in.mp4")
-			if tt.errContain != "" {
-				var se *SourceError
-				if !errors.As(err, &se) || !strings.Contains(err.Error(), tt.errContain) {
-					t.Fatalf("Probe = %+v, %v; want a *SourceError with %q", m, err, tt.errContain)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Probe: %v", err)
-			}
-			if m.Rotation != tt.rotation || m.FrameDur != tt.frameDur || m.LastFrame != tt.lastFrame || m.Codec != tt.codec || m.Width != 640 {
-				t.Errorf("Probe = %+v\nwant rotation %d, frame %v, last %v, codec %s, 640 wide", m, tt.rotation, tt.frameDur, tt.lastFrame, tt.codec)
-			}
-			if m.Size != 1234 || m.FormatName != "mov,mp4" {
-				t.Errorf("format fields: %+v", m)
-			}
-			args, _ := os.ReadFile(filepath.Join(dir, "args"))
-			if !strings.Contains(string(args), "-select_streams "+tt.stream+" ") {
-				t.Errorf("packets read from the wrong stream (want %s):\n%s", tt.stream, args)
-			}
-		})
-	}
 }
 
 // ---- the engine, end to end ----
@@ -398,7 +126,7 @@ type harness struct {
 // clips directory (the engine accepts only http, https and s3 sources).
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	dir := clips(t)
+	dir := cliptest.Dir(t)
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	h := &harness{
 		files:   &fakeFiles{dir: t.TempDir(), ct: map[string]string{}},
@@ -805,7 +533,7 @@ func TestEngineTruncatedTS(t *testing.T) {
 	h := newHarness(t)
 	// The last frame ffmpeg can decode, found independently of the engine.
 	out, err := exec.Command("ffprobe", "-v", "quiet", "-select_streams", "v", "-show_entries", "frame=pts_time", "-of", "csv=p=0",
-		filepath.Join(clips(t), "truncated.ts")).Output()
+		filepath.Join(cliptest.Dir(t), "truncated.ts")).Output()
 	if err != nil {
 		t.Fatal(err)
 	}

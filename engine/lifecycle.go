@@ -2,13 +2,8 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"time"
 )
-
-// errForgotten is the cause of a task's context when Reset forgets the task
-// while it runs.
-var errForgotten = errors.New("task forgotten")
 
 // FileRemover is implemented by a FileStore that can delete what it keeps
 // for a task (storage.Local does); Reset and the retention sweep use it.

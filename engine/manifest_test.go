@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/thumbd/thumbd/ffmpeg"
 )
 
 func TestManifestURL(t *testing.T) {
@@ -35,18 +37,18 @@ func TestManifestURL(t *testing.T) {
 func TestAddManifest(t *testing.T) {
 	dir := t.TempDir()
 	s := func(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
-	p := &outputPlan{index: 3, accuracy: AccuracyKeyframe, geo: Geometry{W: 160, H: 90}, took: s(1.25),
+	p := &outputPlan{index: 3, accuracy: ffmpeg.AccuracyKeyframe, geo: Geometry{W: 160, H: 90}, took: s(1.25),
 		out:    Output{Kind: KindThumbnails, Interval: s(2), Sprite: true, UserTag: "tag"},
 		frames: []*plannedFrame{{file: filepath.Join(dir, "o3_f00001.png")}},
 		files: []producedFile{
 			{name: "sprite_0001.jpg", kind: KindSprite, width: 320, height: 180, frames: []Frame{
-				{Requested: 0, Actual: 0, Keyframe: true, Strategy: StrategyKeyframe, Took: s(0.5)},
-				{Requested: s(2), Actual: s(2.002), Keyframe: true, Strategy: StrategyKeyframe, Took: s(0.5)},
-				{Requested: s(4), Actual: s(4.004), Keyframe: true, Strategy: StrategyPass, Took: s(0.75)},
+				{Requested: 0, Actual: 0, Keyframe: true, Strategy: ffmpeg.StrategyKeyframe, Took: s(0.5)},
+				{Requested: s(2), Actual: s(2.002), Keyframe: true, Strategy: ffmpeg.StrategyKeyframe, Took: s(0.5)},
+				{Requested: s(4), Actual: s(4.004), Keyframe: true, Strategy: ffmpeg.StrategyPass, Took: s(0.75)},
 			}},
 			{name: "thumbnails.vtt", kind: KindVTT},
 		}}
-	m := Media{LastFrame: s(5.97), FrameDur: time.Second / 30}
+	m := ffmpeg.Media{LastFrame: s(5.97), FrameDur: time.Second / 30}
 	if err := p.addManifest(m, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -81,24 +81,8 @@ func abs(v int) int {
 // are not washed out.
 const tonemapChain = "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
 
-// RotateFilter is the filter that turns a decoded picture the way a player
-// shows it, for a rotation of 0, 90, 180 or 270 degrees clockwise (what
-// ffmpeg's autorotate inserts; thumbd inserts it itself because its planned
-// runs decode from a NUT pipe, which carries no display matrix).
-func RotateFilter(rotation int) string {
-	switch rotation {
-	case 90:
-		return "transpose=clock"
-	case 180:
-		return "hflip,vflip"
-	case 270:
-		return "transpose=cclock"
-	}
-	return ""
-}
-
 // FilterChain builds the ffmpeg filters that turn a decoded (and already
-// rotated, see RotateFilter) frame into the output picture.
+// rotated, see ffmpeg.RotateFilter) frame into the output picture.
 func FilterChain(g Geometry, f ImageFormat, hdr bool) string {
 	chain := ""
 	if hdr {

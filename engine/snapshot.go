@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/thumbd/thumbd/ffmpeg"
 	"github.com/thumbd/thumbd/storage"
 )
 
@@ -68,8 +69,8 @@ type Frame struct {
 	Requested time.Duration // time asked for, from the start of the video
 	Actual    time.Duration // presentation time of the frame delivered, from the start of the video
 	Keyframe  bool
-	Strategy  Strategy      // how it was extracted
-	Took      time.Duration // wall time of the ffmpeg run that delivered it, shared by the frames of that run
+	Strategy  ffmpeg.Strategy // how it was extracted
+	Took      time.Duration   // wall time of the ffmpeg run that delivered it, shared by the frames of that run
 }
 
 // Warning is a problem that did not fail the task.

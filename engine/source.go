@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 )
@@ -52,23 +51,23 @@ func (e *Engine) openSource(ctx context.Context, token, src string) (OpenSource,
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, &SourceError{Reason: err.Error()}
+			return nil, &sourceError{Reason: err.Error()}
 		}
 		return s, nil
 	}
 	if strings.HasPrefix(src, "s3://") {
 		p, ok := e.cfg.Objects.(Presigner)
 		if !ok {
-			return nil, &SourceError{Reason: "s3:// sources are not available on this server"}
+			return nil, &sourceError{Reason: "s3:// sources are not available on this server"}
 		}
 		u, err := p.Presign(ctx, src, "", "", 6*time.Hour)
 		if err != nil {
-			return nil, &SourceError{Reason: "the s3:// source could not be signed", Err: err}
+			return nil, &sourceError{Reason: "the s3:// source could not be signed", Err: err}
 		}
 		return direct{url: u, name: src}, nil
 	}
 	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
-		return nil, &SourceError{Reason: "this server reads only http(s) and s3:// sources"}
+		return nil, &sourceError{Reason: "this server reads only http(s) and s3:// sources"}
 	}
 	return direct{url: src, name: src}, nil
 }
@@ -82,17 +81,18 @@ func (d direct) Size() int64    { return 0 }
 func (d direct) Failure() error { return nil }
 func (d direct) Close()         {}
 
-// sourceError explains a failure that happened while ffmpeg read src: the
+// explainRead explains a failure that happened while ffmpeg read src: the
 // reader's own account when it has one (the origin's status, a refused
 // address, a size over the limit), else err with the loopback URL ffmpeg
 // read replaced by the source's name.
-func sourceError(err error, src OpenSource) error {
+func explainRead(err error, src OpenSource) error {
 	if err == nil {
 		return nil
 	}
 	if f := src.Failure(); f != nil {
-		return &SourceError{Reason: f.Error()}
+		return &sourceError{Reason: f.Error()}
 	}
+	err = asSourceError(err)
 	if src.URL() != src.Name() && strings.Contains(err.Error(), src.URL()) {
 		return &renamed{err: err, old: src.URL(), new: src.Name()}
 	}
@@ -108,6 +108,3 @@ type renamed struct {
 
 func (r *renamed) Error() string { return strings.ReplaceAll(r.err.Error(), r.old, r.new) }
 func (r *renamed) Unwrap() error { return r.err }
-
-// ErrTaskTimeout is the cause of a task stopped by Config.TaskTimeout.
-var ErrTaskTimeout = errors.New("task time limit reached")

@@ -1,7 +1,7 @@
 // Package engine runs thumbnail and video tasks: it owns task tokens and
-// their lifecycle, the work queue, probing sources with ffprobe, planning
-// which frames to take and how to encode videos, running ffmpeg and handing
-// finished files to storage.
+// their lifecycle, the work queue, what each output asks for (sizes, image
+// formats, sprite sheets, WebVTT, video encodes), and hands finished files
+// to storage. Package ffmpeg probes sources and extracts the frames.
 //
 // The engine knows nothing of HTTP or of Qencode's wire format: package api
 // turns requests into a Spec and a Snapshot into Qencode's status JSON.
@@ -10,6 +10,7 @@ package engine
 import (
 	"time"
 
+	"github.com/thumbd/thumbd/ffmpeg"
 	"github.com/thumbd/thumbd/storage"
 )
 
@@ -96,7 +97,7 @@ type Output struct {
 	Video VideoSettings // mp4 and webm outputs only
 	// Accuracy of the frames (thumbd's own); "" takes the engine's
 	// default (Config.Accuracy).
-	Accuracy Accuracy
+	Accuracy ffmpeg.Accuracy
 
 	UserTag      string
 	Destinations []storage.Destination // empty: thumbd keeps the files

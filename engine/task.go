@@ -11,84 +11,124 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thumbd/thumbd/ffmpeg"
 	"github.com/thumbd/thumbd/storage"
 )
 
 // runTask runs one task to its end. A task stopped by shutdown returns an
-// error wrapping ErrInterrupted and stays queued; a task that ran past the
-// queue's time limit ends in error; a task forgotten while it ran (Reset)
-// stops quietly; every other outcome ends the task, completed or in error,
-// and returns nil. An error reading or writing the store is returned, so
-// that the queue can try again later.
+// error wrapping ErrInterrupted and stays queued; a task that ran past its
+// time limit ends in error; a task forgotten while it ran (Reset) stops
+// quietly; every other outcome ends the task, completed or in error, and
+// returns nil. An error reading or writing the store is returned, so that
+// the queue can try again later.
 func (e *Engine) runTask(ctx context.Context, token string) error {
-	rec, err := e.store.Task(ctx, token)
-	if errors.Is(err, ErrTokenNotFound) {
-		e.log.Warn("queued task not found; it was forgotten", "task", Redact(token))
-		return nil
+	rec, err := e.claim(ctx, token)
+	if rec == nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("reading task %s: %w", Redact(token), err)
-	}
-	if rec.Spec == nil || rec.Snap.State.Done() {
-		return nil // not started, or already ended (a duplicate delivery)
-	}
-	spec := *rec.Spec
 	ctx, untrack := e.track(ctx, token)
 	defer untrack()
-
-	log := e.log.With("task", Redact(token))
 	began := time.Now()
+	err = e.attempt(ctx, token, rec)
+	switch {
+	case errors.Is(context.Cause(ctx), errForgotten):
+		e.log.Info("task forgotten while it ran", "task", Redact(token))
+		return nil
+	case err != nil && ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return e.interrupted(ctx, token)
+	}
+	return e.end(ctx, token, *rec.Spec, err, time.Since(began))
+}
+
+// claim reads a task the queue delivered. It returns nil when there is
+// nothing to run: a task forgotten, never started, or already ended (a
+// duplicate delivery).
+func (e *Engine) claim(ctx context.Context, token string) (*TaskRecord, error) {
+	rec, err := e.store.Task(ctx, token)
+	switch {
+	case errors.Is(err, ErrTokenNotFound):
+		e.log.Warn("queued task not found; it was forgotten", "task", Redact(token))
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading task %s: %w", Redact(token), err)
+	case rec.Spec == nil || rec.Snap.State.Done():
+		return nil, nil
+	}
+	return &rec, nil
+}
+
+// attempt runs a task once under its time limit: its work in a scratch
+// directory, then the Gate's hold on the state it ends in. A task that ran
+// past Config.TaskTimeout, or past the queue's deadline, fails with a
+// *timeLimitError.
+func (e *Engine) attempt(ctx context.Context, token string, rec *TaskRecord) error {
 	if rec.Snap.State != StateQueued || len(rec.Snap.Images) > 0 {
 		// It ran before and was cut short (a crash): what it stored then
 		// is not reported; it is all made again.
-		log.Info("running an interrupted task again", "was", rec.Snap.State)
+		e.log.Info("running an interrupted task again", "task", Redact(token), "was", rec.Snap.State)
 	}
 	e.update(ctx, token, func(s *Snapshot) {
 		s.State = StateQueued
 		s.Images = nil
 		s.Error = ""
 	})
-	dir := filepath.Join(e.cfg.WorkDir, token)
-	// tctx bounds the whole task, the Gate's holds included.
 	tctx, cancel := ctx, context.CancelFunc(func() {})
 	if e.cfg.TaskTimeout > 0 {
-		tctx, cancel = context.WithTimeoutCause(ctx, e.cfg.TaskTimeout, ErrTaskTimeout)
+		tctx, cancel = context.WithTimeoutCause(ctx, e.cfg.TaskTimeout, errTaskTimeout)
 	}
-	timedOut := func() bool { return ctx.Err() == nil && errors.Is(context.Cause(tctx), ErrTaskTimeout) }
-	err = os.MkdirAll(dir, 0o755)
-	if err == nil {
-		err = e.execute(tctx, token, spec, dir)
+	defer cancel()
+	err := e.work(tctx, token, *rec.Spec)
+	if ctx.Err() == nil {
+		err = e.enterFinal(tctx, token, err)
 	}
-	os.RemoveAll(dir)
-	if ctx.Err() == nil && e.cfg.Gate != nil {
-		final := StateCompleted
-		if err != nil {
-			final = StateError
-		}
-		if gerr := e.cfg.Gate.Enter(tctx, token, final); gerr != nil && err == nil && tctx.Err() == nil {
-			err = gerr
-		}
+	if err != nil && (errors.Is(context.Cause(tctx), errTaskTimeout) || errors.Is(ctx.Err(), context.DeadlineExceeded)) {
+		return &timeLimitError{Limit: e.cfg.TaskTimeout}
 	}
-	if err != nil && timedOut() {
-		err = &SourceError{Reason: fmt.Sprintf("the task took longer than this server's time limit of %v (THUMBD_TASK_TIMEOUT) and was stopped; a source that answers slowly is the usual cause", e.cfg.TaskTimeout)}
+	return err
+}
+
+// work makes a task's outputs in a scratch directory of its own, removed
+// afterwards.
+func (e *Engine) work(ctx context.Context, token string, spec Spec) error {
+	dir := filepath.Join(e.cfg.WorkDir, token)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
-	cancel()
-	switch {
-	case errors.Is(context.Cause(ctx), errForgotten):
-		log.Info("task forgotten while it ran")
-		return nil
-	case err == nil:
-		// Done, even if the context ended just after.
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		err = errors.New("the task ran longer than this server's time limit for one task; ask for fewer or smaller images, or raise the limit")
-	case ctx.Err() != nil:
-		log.Warn("task interrupted by shutdown; it stays queued")
-		e.update(ctx, token, func(s *Snapshot) {
-			s.State = StateQueued
-			s.Images = nil
-		})
-		return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
+	defer os.RemoveAll(dir)
+	return e.execute(ctx, token, spec, dir)
+}
+
+// enterFinal passes the Gate for the state a task ends in, given the
+// error it ended with; the Gate may hold it, or fail a task that
+// succeeded.
+func (e *Engine) enterFinal(ctx context.Context, token string, err error) error {
+	if e.cfg.Gate == nil {
+		return err
 	}
+	final := StateCompleted
+	if err != nil {
+		final = StateError
+	}
+	if gerr := e.cfg.Gate.Enter(ctx, token, final); gerr != nil && err == nil && ctx.Err() == nil {
+		return gerr
+	}
+	return err
+}
+
+// interrupted puts back a task that shutdown stopped: it stays queued,
+// and runs again from the start.
+func (e *Engine) interrupted(ctx context.Context, token string) error {
+	e.log.Warn("task interrupted by shutdown; it stays queued", "task", Redact(token))
+	e.update(ctx, token, func(s *Snapshot) {
+		s.State = StateQueued
+		s.Images = nil
+	})
+	return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
+}
+
+// end records how a task ended (completed, or in error with err), lets
+// its source go, and tells the notifier.
+func (e *Engine) end(ctx context.Context, token string, spec Spec, err error, took time.Duration) error {
 	var snap Snapshot
 	uerr := e.store.UpdateTask(context.WithoutCancel(ctx), token, func(r *TaskRecord) error {
 		if err != nil {
@@ -112,10 +152,10 @@ func (e *Engine) runTask(ctx context.Context, token string) error {
 		return fmt.Errorf("recording the end of task %s: %w", Redact(token), uerr)
 	}
 	if err != nil {
-		log.Warn("task failed", "err", err, "took", time.Since(began))
+		e.log.Warn("task failed", "task", Redact(token), "err", err, "took", took)
 		e.notify(ctx, token, EventError, snap, spec)
 	} else {
-		log.Info("task completed", "took", time.Since(began))
+		e.log.Info("task completed", "task", Redact(token), "took", took)
 	}
 	e.notify(ctx, token, EventSaved, snap, spec)
 	return nil
@@ -145,10 +185,10 @@ func (e *Engine) progress(ctx context.Context, token string, st State, pct float
 // plannedFrame is one frame an output needs.
 type plannedFrame struct {
 	requested time.Duration // from the start of the video
-	want      Want          // what the planner gets: the time on the source's clock, the accuracy
+	want      ffmpeg.Want   // what the planner gets: the time on the source's clock, the accuracy
 	file      string
-	info      FrameInfo // the frame delivered; PTS from the start of the video
-	strategy  Strategy
+	info      ffmpeg.FrameInfo // the frame delivered; PTS from the start of the video
+	strategy  ffmpeg.Strategy
 	took      time.Duration
 }
 
@@ -156,7 +196,7 @@ type plannedFrame struct {
 type outputPlan struct {
 	index    int
 	out      Output
-	accuracy Accuracy
+	accuracy ffmpeg.Accuracy
 	geo      Geometry
 	format   ImageFormat
 	frames   []*plannedFrame
@@ -190,7 +230,7 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		err = source.Failure() // ffprobe may take a cut-off read for the end
 	}
 	if err != nil {
-		return sourceError(err, source)
+		return explainRead(err, source)
 	}
 	e.update(ctx, token, func(s *Snapshot) {
 		s.Duration = media.Duration()
@@ -199,7 +239,7 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 			s.SourceSize = n
 		}
 	})
-	var index *FrameIndex
+	var index *ffmpeg.FrameIndex
 	if wantIndex(spec, media) {
 		index = e.index(ctx, token, src, media)
 	}
@@ -239,7 +279,7 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		err = source.Failure()
 	}
 	if err != nil {
-		return sourceError(err, source)
+		return explainRead(err, source)
 	}
 	for _, v := range videos {
 		plans = append(plans, &outputPlan{index: v.index, out: v.out, files: []producedFile{v.file}})
@@ -251,7 +291,7 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 // index reads the frame index of the source's video stream. A source that
 // cannot be indexed is still served, by input seeks, so a failure is only
 // logged.
-func (e *Engine) index(ctx context.Context, token, src string, m Media) *FrameIndex {
+func (e *Engine) index(ctx context.Context, token, src string, m ffmpeg.Media) *ffmpeg.FrameIndex {
 	if m.TBNum <= 0 || m.TBDen <= 0 {
 		return nil
 	}
@@ -284,14 +324,14 @@ func (e *Engine) index(ctx context.Context, token, src string, m Media) *FrameIn
 
 // extractAll takes every planned frame of every output, in one plan, so
 // that outputs asking for the same frame share it.
-func (e *Engine) extractAll(ctx context.Context, src string, m Media, x *FrameIndex, plans []*outputPlan, dir string, progress func(done, total int)) error {
+func (e *Engine) extractAll(ctx context.Context, src string, m ffmpeg.Media, x *ffmpeg.FrameIndex, plans []*outputPlan, dir string, progress func(done, total int)) error {
 	reqs, frames, owner := frameRequests(plans, m)
 	scratch := filepath.Join(dir, "extract")
 	if err := os.MkdirAll(scratch, 0o755); err != nil {
 		return err
 	}
 	began := time.Now()
-	ex := &Extractor{Runner: e.cfg.Runner, Workers: e.cfg.Workers, Dir: scratch, Slots: e.procs, Progress: progress}
+	ex := &ffmpeg.Extractor{Runner: e.cfg.Runner, Workers: e.cfg.Workers, Dir: scratch, Slots: e.procs, Progress: progress}
 	results, plan, err := ex.Extract(ctx, src, m, x, reqs)
 	if err != nil {
 		return err
@@ -300,7 +340,7 @@ func (e *Engine) extractAll(ctx context.Context, src string, m Media, x *FrameIn
 		"jobs", len(plan.Jobs), "indexed", x != nil, "took", time.Since(began))
 	for i, res := range results {
 		f := frames[i]
-		f.info = FrameInfo{PTS: res.Frame.PTS - m.VideoStart, Keyframe: res.Frame.Keyframe}
+		f.info = ffmpeg.FrameInfo{PTS: res.Frame.PTS - m.VideoStart, Keyframe: res.Frame.Keyframe}
 		f.strategy, f.took = res.Strategy, res.Took
 		owner[i].took = max(owner[i].took, res.Done)
 	}
@@ -309,22 +349,22 @@ func (e *Engine) extractAll(ctx context.Context, src string, m Media, x *FrameIn
 
 // frameRequests lists what the extractor is asked for: a request per
 // planned frame of every output, each with its output's rendering.
-func frameRequests(plans []*outputPlan, m Media) ([]FrameRequest, []*plannedFrame, []*outputPlan) {
-	var reqs []FrameRequest
+func frameRequests(plans []*outputPlan, m ffmpeg.Media) ([]ffmpeg.FrameRequest, []*plannedFrame, []*outputPlan) {
+	var reqs []ffmpeg.FrameRequest
 	var frames []*plannedFrame
 	var owner []*outputPlan
-	rotate := RotateFilter(m.Rotation)
+	rotate := ffmpeg.RotateFilter(m.Rotation)
 	if rotate != "" {
 		rotate += ","
 	}
 	for _, p := range plans {
-		rd := Render{Filter: rotate + FilterChain(p.geo, p.format, m.HDR()), Codec: CodecArgs(p.format, p.out.Quality), Ext: string(p.format)}
+		rd := ffmpeg.Render{Filter: rotate + FilterChain(p.geo, p.format, m.HDR()), Codec: CodecArgs(p.format, p.out.Quality), Ext: string(p.format)}
 		if p.out.Sprite && p.out.Kind == KindThumbnails {
 			// Tiles stay lossless until their sheet is encoded, once.
-			rd = Render{Filter: rotate + FilterChain(p.geo, PNG, m.HDR()), Codec: CodecArgs(PNG, 0), Ext: string(PNG)}
+			rd = ffmpeg.Render{Filter: rotate + FilterChain(p.geo, PNG, m.HDR()), Codec: CodecArgs(PNG, 0), Ext: string(PNG)}
 		}
 		for _, f := range p.frames {
-			reqs = append(reqs, FrameRequest{Want: f.want, Render: rd, Out: f.file})
+			reqs = append(reqs, ffmpeg.FrameRequest{Want: f.want, Render: rd, Out: f.file})
 			frames = append(frames, f)
 			owner = append(owner, p)
 		}
@@ -461,7 +501,7 @@ func ObjectURL(dest string, kind OutputKind, index int, name string) string {
 // wanted, and for a remote one only when the frames are dense enough
 // (about one every 2 s or closer) that input seeks would read most of it
 // anyway. A single remote thumbnail costs a few range requests instead.
-func wantIndex(spec Spec, m Media) bool {
+func wantIndex(spec Spec, m ffmpeg.Media) bool {
 	dur := m.Duration()
 	frames := 0
 	for _, o := range spec.Outputs {

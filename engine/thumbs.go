@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thumbd/thumbd/ffmpeg"
 	"github.com/thumbd/thumbd/vtt"
 )
 
@@ -18,7 +19,7 @@ const defaultTileWidth = 160
 
 // planOutput decides which frames an output needs, at which accuracy, and
 // how each is drawn. With an index, frame_number is the frame itself.
-func planOutput(idx int, o Output, def Accuracy, m Media, x *FrameIndex, dir string) (*outputPlan, error) {
+func planOutput(idx int, o Output, def ffmpeg.Accuracy, m ffmpeg.Media, x *ffmpeg.FrameIndex, dir string) (*outputPlan, error) {
 	f := o.Format
 	if f == "" {
 		f = PNG
@@ -61,7 +62,7 @@ func planOutput(idx int, o Output, def Accuracy, m Media, x *FrameIndex, dir str
 		ext = "png" // tiles are lossless until the sheet is encoded
 	}
 	for i, at := range times {
-		want := Want{At: m.VideoStart + at, Accuracy: acc}
+		want := ffmpeg.Want{At: m.VideoStart + at, Accuracy: acc}
 		if o.FrameNumber != nil {
 			if n := *o.FrameNumber; x != nil && n < int64(x.Frames()) {
 				want.At = x.TimeFloor(x.Nth(int(n))) // the frame itself, whatever the frame rate does
@@ -81,7 +82,7 @@ func planOutput(idx int, o Output, def Accuracy, m Media, x *FrameIndex, dir str
 
 // finishOutput turns an output's frames into the files to store: images as
 // they are, or sprite sheets, and the WebVTT file of a series.
-func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, m Media, x *FrameIndex) error {
+func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, m ffmpeg.Media, x *ffmpeg.FrameIndex) error {
 	dur := m.Duration()
 	frameOf := func(f *plannedFrame) Frame {
 		return Frame{Requested: f.requested, Actual: f.info.PTS, Keyframe: f.info.Keyframe, Strategy: f.strategy, Took: f.took}
@@ -129,7 +130,7 @@ func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, m Media, x *Fr
 			if err := e.procs.Acquire(ctx); err != nil {
 				return err
 			}
-			_, _, err := e.cfg.Runner.run(ctx, e.cfg.Runner.FFmpeg, args)
+			_, _, err := e.cfg.Runner.Run(ctx, args)
 			e.procs.Release()
 			if err != nil {
 				return fmt.Errorf("building sprite sheet %d: %w", s+1, err)
@@ -157,7 +158,7 @@ func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, m Media, x *Fr
 
 // addManifest writes the output's manifest.json from its files and adds it
 // to them.
-func (p *outputPlan) addManifest(m Media, x *FrameIndex) error {
+func (p *outputPlan) addManifest(m ffmpeg.Media, x *ffmpeg.FrameIndex) error {
 	man := Manifest{Version: 1, Output: p.index, Kind: string(p.out.Kind), UserTag: p.out.UserTag,
 		Accuracy: string(p.accuracy), Took: sec(p.took), Frames: []ManifestFrame{},
 		Source: ManifestSource{Duration: sec(m.Duration()), Indexed: x != nil}}

@@ -9,103 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/thumbd/thumbd/ffmpeg"
+	"github.com/thumbd/thumbd/internal/cliptest"
 	"github.com/thumbd/thumbd/internal/frametest"
 )
-
-// A trap clip is 320x240: testsrc2 under a 40-row band in which each frame
-// paints its sequence number (frametest reads it back), so that a test can
-// tell which frame an image shows without trusting what thumbd reports.
-type trapClip struct {
-	rate   string   // frame rate of the generated frames
-	frames int      // how many
-	x264   string   // -x264-params
-	codec  []string // encoder options instead of libx264's
-	setpts string   // optional: new timestamps (seconds, of N), for variable frame rate
-	audio  float64  // seconds of audio; 0: none
-	format string   // muxer; default mp4
-	extra  []string
-	rotate int     // display rotation written into the MP4, clockwise degrees
-	cut    float64 // cut the clip at this time with "-ss T -c copy": an MP4 edit list that starts mid-GOP
-}
-
-func (c trapClip) fps() float64 {
-	rate := 1.0
-	for i, part := range strings.Split(c.rate, "/") {
-		v, _ := strconv.ParseFloat(part, 64)
-		if i == 0 {
-			rate = v
-		} else {
-			rate /= v
-		}
-	}
-	return rate
-}
-
-func makeTrapClip(t *testing.T, c trapClip) string {
-	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
-	}
-	dur := float64(c.frames)/c.fps() + 1
-	graph := fmt.Sprintf("[1:v][0:v]vstack=inputs=2,trim=end_frame=%d", c.frames)
-	if c.setpts != "" {
-		graph += ",settb=1/1000,setpts='(" + c.setpts + ")/TB'"
-	}
-	args := []string{"-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=s=320x200:r=%s:d=%g,format=yuv420p", c.rate, dur),
-		"-f", "lavfi", "-i", frametest.BandFilter(320, 40, 8, c.rate, dur)}
-	if c.audio > 0 {
-		args = append(args, "-f", "lavfi", "-i", fmt.Sprintf("sine=d=%g", c.audio))
-	}
-	args = append(args, "-filter_complex", graph+"[v]", "-map", "[v]")
-	if c.audio > 0 {
-		args = append(args, "-map", "2:a", "-c:a", "aac")
-	}
-	if c.codec != nil {
-		args = append(args, c.codec...)
-	} else {
-		args = append(args, "-c:v", "libx264", "-preset", "ultrafast", "-x264-params", c.x264)
-	}
-	args = append(args, "-fps_mode", "passthrough")
-	if c.setpts != "" {
-		args = append(args, "-enc_time_base:v", "1:1000")
-	}
-	args = append(args, c.extra...)
-	ext := map[string]string{"": "mp4", "mpegts": "ts", "matroska": "mkv", "webm": "webm", "avi": "avi"}[c.format]
-	if c.format != "" {
-		args = append(args, "-f", c.format)
-	}
-	out := filepath.Join(t.TempDir(), "clip."+ext)
-	args = append(args, out)
-	if b, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
-		t.Fatalf("making the clip: %v\n%s", err, b)
-	}
-	if c.cut > 0 {
-		cut := filepath.Join(filepath.Dir(out), "cut.mp4")
-		if b, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-ss", fmt.Sprint(c.cut), "-i", out,
-			"-c", "copy", cut).CombinedOutput(); err != nil {
-			t.Fatalf("cutting the clip: %v\n%s", err, b)
-		}
-		out = cut
-	}
-	if c.rotate != 0 {
-		// The legacy tag is counter-clockwise in the matrix ffmpeg writes:
-		// rotate=90 makes players turn the picture 90° anticlockwise.
-		rot := filepath.Join(filepath.Dir(out), "rotated.mp4")
-		if b, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", out, "-c", "copy",
-			"-metadata:s:v:0", fmt.Sprintf("rotate=%d", (360-c.rotate)%360), rot).CombinedOutput(); err != nil {
-			t.Fatalf("rotating the clip: %v\n%s", err, b)
-		}
-		return rot
-	}
-	return out
-}
 
 // unrotated undoes a clockwise rotation of a picture, so that frametest
 // finds the band where the clip painted it.
@@ -191,8 +103,8 @@ func shownFrames(t *testing.T, src string, rate float64) []shownFrame {
 }
 
 // expect is the frame that a time (seconds on the source's clock) must get.
-func expect(fs []shownFrame, at float64, acc Accuracy) int {
-	if acc == AccuracyKeyframe {
+func expect(fs []shownFrame, at float64, acc ffmpeg.Accuracy) int {
+	if acc == ffmpeg.AccuracyKeyframe {
 		best := -1
 		for i, f := range fs {
 			if f.key && (best < 0 || math.Abs(f.t-at) <= math.Abs(fs[best].t-at)+1e-9) {
@@ -224,15 +136,15 @@ func keyAtOrBefore(fs []shownFrame, at float64) int {
 // runOutputs plans outputs the way a task does (probe, index, planOutput,
 // frameRequests), extracts them, and returns the frames with what each
 // image shows.
-func runOutputs(t *testing.T, src string, outputs []Output, indexed bool) (Media, []*plannedFrame, []int) {
+func runOutputs(t *testing.T, src string, outputs []Output, indexed bool) (ffmpeg.Media, []*plannedFrame, []int) {
 	t.Helper()
 	ctx := context.Background()
-	r := Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
+	r := ffmpeg.Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
 	m, err := r.Probe(ctx, src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var x *FrameIndex
+	var x *ffmpeg.FrameIndex
 	if indexed {
 		if x, err = r.Index(ctx, src, m, 2); err != nil {
 			t.Logf("not indexed, as the engine would go on: %v", err)
@@ -245,7 +157,7 @@ func runOutputs(t *testing.T, src string, outputs []Output, indexed bool) (Media
 		if o.Width == 0 {
 			o.Width, o.Format = 160, PNG
 		}
-		p, err := planOutput(i, o, AccuracyExact, m, x, dir)
+		p, err := planOutput(i, o, ffmpeg.AccuracyExact, m, x, dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,14 +166,14 @@ func runOutputs(t *testing.T, src string, outputs []Output, indexed bool) (Media
 	reqs, frames, _ := frameRequests(plans, m)
 	scratch := filepath.Join(dir, "scratch")
 	os.MkdirAll(scratch, 0o755)
-	ex := &Extractor{Runner: r, Workers: 2, Dir: scratch}
+	ex := &ffmpeg.Extractor{Runner: r, Workers: 2, Dir: scratch}
 	res, _, err := ex.Extract(ctx, src, m, x, reqs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	shows := make([]int, len(frames))
 	for i, f := range frames {
-		f.info = FrameInfo{PTS: res[i].Frame.PTS - m.VideoStart, Keyframe: res[i].Frame.Keyframe}
+		f.info = ffmpeg.FrameInfo{PTS: res[i].Frame.PTS - m.VideoStart, Keyframe: res[i].Frame.Keyframe}
 		f.strategy = res[i].Strategy
 		shows[i] = frameShown(t, f.file, m.Rotation)
 	}
@@ -282,8 +194,8 @@ func TestTraps(t *testing.T) {
 	}
 	// bframes: B-frames everywhere (a frame asked for is often a B-frame,
 	// shown before the anchor decoded ahead of it).
-	bframes := trapClip{rate: "25", frames: 50, x264: "keyint=25:min-keyint=25:scenecut=0:bframes=3:b-pyramid=normal"}
-	series := func(iv float64, acc Accuracy) Output {
+	bframes := cliptest.Trap{Rate: "25", Frames: 50, X264: "keyint=25:min-keyint=25:scenecut=0:bframes=3:b-pyramid=normal"}
+	series := func(iv float64, acc ffmpeg.Accuracy) Output {
 		return Output{Kind: KindThumbnails, Interval: *dur(iv), Accuracy: acc}
 	}
 	// Single thumbnails get their own rendering, so that a run has branches
@@ -294,18 +206,18 @@ func TestTraps(t *testing.T) {
 		for _, o := range os {
 			out = append(out, o)
 			k := o
-			k.Accuracy = AccuracyKeyframe
+			k.Accuracy = ffmpeg.AccuracyKeyframe
 			out = append(out, k)
 		}
 		return out
 	}
 	tests := []struct {
 		name    string
-		clip    trapClip
+		clip    cliptest.Trap
 		outputs []Output
 		noIndex bool // do not index: plan input seeks
 		seeks   bool // the index fails: input seeks all the same
-		check   func(t *testing.T, m Media, fs []shownFrame)
+		check   func(t *testing.T, m ffmpeg.Media, fs []shownFrame)
 	}{
 		{
 			name: "requests at and past the last frame", clip: bframes,
@@ -317,10 +229,10 @@ func TestTraps(t *testing.T) {
 		},
 		{
 			name: "the container lasts longer than the video",
-			clip: trapClip{rate: "25", frames: 25, x264: "keyint=10:bframes=2", audio: 3},
+			clip: cliptest.Trap{Rate: "25", Frames: 25, X264: "keyint=10:bframes=2", Audio: 3},
 			outputs: both(series(0.2, ""), single(Output{Time: frac(1)}), single(Output{Time: frac(0.5)}),
 				single(Output{StartTime: dur(2.5)})),
-			check: func(t *testing.T, m Media, fs []shownFrame) {
+			check: func(t *testing.T, m ffmpeg.Media, fs []shownFrame) {
 				if d := m.Duration().Seconds(); math.Abs(d-1) > 0.001 {
 					t.Errorf("duration %.3fs, want the video's 1s, not the audio's 3s", d)
 				}
@@ -328,10 +240,10 @@ func TestTraps(t *testing.T) {
 		},
 		{
 			name: "an MPEG-TS stream that starts at 10 s",
-			clip: trapClip{rate: "25", frames: 50, x264: "keyint=12:bframes=2", format: "mpegts", extra: []string{"-output_ts_offset", "10"}},
+			clip: cliptest.Trap{Rate: "25", Frames: 50, X264: "keyint=12:bframes=2", Format: "mpegts", Extra: []string{"-output_ts_offset", "10"}},
 			outputs: both(series(0.2, ""), single(Output{StartTime: dur(0)}), single(Output{FrameNumber: frameNo(13)}),
 				single(Output{Time: frac(1)})),
-			check: func(t *testing.T, m Media, fs []shownFrame) {
+			check: func(t *testing.T, m ffmpeg.Media, fs []shownFrame) {
 				if m.VideoStart < 10*time.Second {
 					t.Errorf("video starts at %v, want 10s or later", m.VideoStart)
 				}
@@ -339,10 +251,10 @@ func TestTraps(t *testing.T) {
 		},
 		{
 			name: "variable frame rate",
-			clip: trapClip{rate: "25", frames: 90, x264: "keyint=20:bframes=2",
-				setpts: "if(lt(N,30),N*0.04,if(lt(N,60),1.2+(N-30)*0.1,4.2+(N-60)*0.02))"},
+			clip: cliptest.Trap{Rate: "25", Frames: 90, X264: "keyint=20:bframes=2",
+				SetPTS: "if(lt(N,30),N*0.04,if(lt(N,60),1.2+(N-30)*0.1,4.2+(N-60)*0.02))"},
 			outputs: both(series(0.15, ""), single(Output{StartTime: dur(1.25)}), single(Output{FrameNumber: frameNo(45)})),
-			check: func(t *testing.T, m Media, fs []shownFrame) {
+			check: func(t *testing.T, m ffmpeg.Media, fs []shownFrame) {
 				if math.Abs(fs[45].t-2.7) > 0.001 {
 					t.Errorf("frame 45 at %.3fs: the clip is not the variable-rate clip the test means", fs[45].t)
 				}
@@ -350,32 +262,32 @@ func TestTraps(t *testing.T) {
 		},
 		{
 			name: "open GOPs",
-			clip: trapClip{rate: "25", frames: 60, x264: "keyint=12:min-keyint=12:scenecut=0:open-gop=1:bframes=3:b-pyramid=normal"},
+			clip: cliptest.Trap{Rate: "25", Frames: 60, X264: "keyint=12:min-keyint=12:scenecut=0:open-gop=1:bframes=3:b-pyramid=normal"},
 			outputs: both(series(0.04, ""), single(Output{StartTime: dur(0.41)}), single(Output{StartTime: dur(0.44)}),
 				single(Output{StartTime: dur(0.89)}), single(Output{StartTime: dur(1.4)})),
 		},
 		{
 			name: "a 0.3 s clip",
-			clip: trapClip{rate: "30", frames: 9, x264: "bframes=2"},
+			clip: cliptest.Trap{Rate: "30", Frames: 9, X264: "bframes=2"},
 			outputs: both(series(0.1, ""), single(Output{Time: frac(0.5)}), single(Output{Time: frac(1)}),
 				single(Output{StartTime: dur(0.29)}), single(Output{StartTime: dur(0.3)}), single(Output{StartTime: dur(1)})),
 		},
 		{
 			name:    "one keyframe only",
-			clip:    trapClip{rate: "25", frames: 75, x264: "keyint=1000:min-keyint=1000:scenecut=0:bframes=2"},
+			clip:    cliptest.Trap{Rate: "25", Frames: 75, X264: "keyint=1000:min-keyint=1000:scenecut=0:bframes=2"},
 			outputs: both(series(0.5, ""), single(Output{StartTime: dur(2.9)})),
 		},
 		{
 			name:    "a picture a player turns 90° clockwise",
-			clip:    trapClip{rate: "25", frames: 25, x264: "keyint=10:bframes=2", rotate: 90},
+			clip:    cliptest.Trap{Rate: "25", Frames: 25, X264: "keyint=10:bframes=2", Rotate: 90},
 			outputs: both(series(0.2, ""), single(Output{StartTime: dur(0.5)})),
-			check: func(t *testing.T, m Media, fs []shownFrame) {
+			check: func(t *testing.T, m ffmpeg.Media, fs []shownFrame) {
 				// What ffmpeg's autorotate shows, the way thumbd reads it.
 				if m.Rotation != 90 {
 					t.Fatalf("rotation %d, want 90", m.Rotation)
 				}
 				ref := filepath.Join(t.TempDir(), "ref.png")
-				if b, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-ss", "0.5", "-i", makeTrapClip(t, trapClip{rate: "25", frames: 25, x264: "keyint=10:bframes=2", rotate: 90}),
+				if b, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-ss", "0.5", "-i", cliptest.MakeTrap(t, cliptest.Trap{Rate: "25", Frames: 25, X264: "keyint=10:bframes=2", Rotate: 90}),
 					"-frames:v", "1", ref).CombinedOutput(); err != nil {
 					t.Fatalf("%v: %s", err, b)
 				}
@@ -386,26 +298,26 @@ func TestTraps(t *testing.T) {
 		},
 		{
 			name: "a picture a player turns 270° clockwise, without an index",
-			clip: trapClip{rate: "25", frames: 25, x264: "keyint=10:bframes=2", rotate: 270}, noIndex: true,
+			clip: cliptest.Trap{Rate: "25", Frames: 25, X264: "keyint=10:bframes=2", Rotate: 270}, noIndex: true,
 			outputs: []Output{series(0.2, ""), single(Output{StartTime: dur(0.5)})},
 		},
 		{
 			name:    "Matroska (millisecond timestamps)",
-			clip:    trapClip{rate: "30000/1001", frames: 60, x264: "keyint=15:bframes=3:b-pyramid=normal", format: "matroska"},
+			clip:    cliptest.Trap{Rate: "30000/1001", Frames: 60, X264: "keyint=15:bframes=3:b-pyramid=normal", Format: "matroska"},
 			outputs: both(series(0.25, ""), single(Output{StartTime: dur(1.001)}), single(Output{FrameNumber: frameNo(59)})),
 		},
 		{
 			name: "VP9 in WebM",
-			clip: trapClip{rate: "25", frames: 50, format: "webm",
-				codec: []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-g", "12", "-b:v", "300k"}},
+			clip: cliptest.Trap{Rate: "25", Frames: 50, Format: "webm",
+				Codec: []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-g", "12", "-b:v", "300k"}},
 			outputs: both(series(0.2, ""), single(Output{StartTime: dur(1.5)})),
 		},
 		{
 			name: "an MP4 cut with -c copy: its edit list starts in the middle of a GOP",
-			clip: trapClip{rate: "25", frames: 100, x264: "keyint=25:min-keyint=25:scenecut=0:bframes=2", cut: 0.5},
+			clip: cliptest.Trap{Rate: "25", Frames: 100, X264: "keyint=25:min-keyint=25:scenecut=0:bframes=2", Cut: 0.5},
 			outputs: both(series(0.2, ""), single(Output{StartTime: dur(0)}), single(Output{FrameNumber: frameNo(3)}),
 				single(Output{Time: frac(1)})),
-			check: func(t *testing.T, m Media, fs []shownFrame) {
+			check: func(t *testing.T, m ffmpeg.Media, fs []shownFrame) {
 				if fs[0].key {
 					t.Errorf("the first frame shown is a keyframe: the clip is not the cut the test means")
 				}
@@ -413,7 +325,7 @@ func TestTraps(t *testing.T) {
 		},
 		{
 			name: "AVI with B-frames: packets without timestamps, no index, input seeks",
-			clip: trapClip{rate: "25", frames: 50, x264: "keyint=12:bframes=2", format: "avi"}, seeks: true,
+			clip: cliptest.Trap{Rate: "25", Frames: 50, X264: "keyint=12:bframes=2", Format: "avi"}, seeks: true,
 			outputs: both(series(0.2, ""), single(Output{StartTime: dur(1.7)})),
 		},
 		{
@@ -424,8 +336,8 @@ func TestTraps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			src := makeTrapClip(t, tt.clip)
-			fs := shownFrames(t, src, tt.clip.fps())
+			src := cliptest.MakeTrap(t, tt.clip)
+			fs := shownFrames(t, src, tt.clip.FPS())
 			m, frames, shows := runOutputs(t, src, tt.outputs, !tt.noIndex)
 			// The number painted in the first frame a player shows: 0, but
 			// for a clip cut from a longer one.
@@ -442,7 +354,7 @@ func TestTraps(t *testing.T) {
 				acc := f.want.Accuracy
 				at := start + f.requested.Seconds()
 				want := expect(fs, at, acc)
-				if acc == AccuracyKeyframe && (tt.noIndex || tt.seeks) {
+				if acc == ffmpeg.AccuracyKeyframe && (tt.noIndex || tt.seeks) {
 					want = keyAtOrBefore(fs, at)
 				}
 				what := fmt.Sprintf("%s at %.3fs", acc, f.requested.Seconds())
@@ -458,73 +370,14 @@ func TestTraps(t *testing.T) {
 				}
 				seeks := tt.noIndex || tt.seeks
 				switch {
-				case seeks && f.strategy != StrategyInputSeek:
+				case seeks && f.strategy != ffmpeg.StrategyInputSeek:
 					t.Errorf("%s: strategy %s without an index", what, f.strategy)
-				case !seeks && (f.strategy == StrategyInputSeek || f.strategy == StrategyTail):
+				case !seeks && (f.strategy == ffmpeg.StrategyInputSeek || f.strategy == ffmpeg.StrategyTail):
 					t.Errorf("%s: strategy %s: the planned run did not deliver it", what, f.strategy)
-				case acc == AccuracyKeyframe && !seeks && !f.info.Keyframe:
+				case acc == ffmpeg.AccuracyKeyframe && !seeks && !f.info.Keyframe:
 					t.Errorf("%s: not a keyframe", what)
 				}
 			}
 		})
 	}
-}
-
-// TestKeepExprWithFFmpeg runs the demuxing half of a job on a real clip and
-// checks that exactly the packets of its spans come out, in decode order.
-func TestKeepExprWithFFmpeg(t *testing.T) {
-	if testing.Short() {
-		t.Skip("makes a clip with ffmpeg")
-	}
-	src := makeTrapClip(t, trapClip{rate: "25", frames: 50, x264: "keyint=10:min-keyint=10:scenecut=0:bframes=2"})
-	ctx := context.Background()
-	r := Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
-	m, err := r.Probe(ctx, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := r.Index(ctx, src, m, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Spans: keyframe 10 alone, and keyframe 20 up to the first B-frame
-	// after it (shown before a frame decoded ahead of it).
-	if !x.Key(10) || !x.Key(20) {
-		t.Fatalf("keyframes are not at 10 and 20: the clip is not the one the test means")
-	}
-	b := 21
-	for ; b < 29 && x.Decode(b) < x.Decode(b+1) && x.Decode(b) < x.Decode(b+2); b++ {
-	}
-	expr := KeepExpr([]int64{x.Pos(10), x.Pos(20)}, []int64{x.Pos(10), x.Pos(b)})
-	out, err := exec.Command("sh", "-c", fmt.Sprintf("%s | ffprobe -v error -show_entries packet=pts_time -of csv=p=0 -",
-		shellJoin(append([]string{"ffmpeg"}, CopyArgs(src, m.Stream, 0, 3*time.Second, 0, expr)...)))).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []int
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		v, _ := strconv.ParseFloat(strings.Trim(l, ","), 64)
-		got = append(got, int(math.Round(v*25)))
-	}
-	// Frame 10, then every packet from keyframe 20 to frame b, in decode
-	// order: the anchor b needs comes before it.
-	want := []int{10}
-	for d := x.Decode(20); d <= x.Decode(b); d++ {
-		for i := range x.Len() {
-			if x.Decode(i) == d {
-				want = append(want, i)
-			}
-		}
-	}
-	if !slices.Equal(got, want) || len(want) < 4 {
-		t.Errorf("packets kept %v, want %v (frame %d is the B-frame)", got, want, b)
-	}
-}
-
-func shellJoin(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
-	return strings.Join(q, " ")
 }

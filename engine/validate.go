@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thumbd/thumbd/ffmpeg"
 	"github.com/thumbd/thumbd/storage"
 )
 
@@ -135,7 +136,7 @@ func validateOutput(o Output) error {
 		return &ValidationError{Field: "image_format", Reason: `must be "png", "jpg" or "webp"`}
 	}
 	switch o.Accuracy {
-	case "", AccuracyExact, AccuracyKeyframe:
+	case "", ffmpeg.AccuracyExact, ffmpeg.AccuracyKeyframe:
 	default:
 		return &ValidationError{Field: "accuracy", Reason: `must be "exact" or "keyframe"`}
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/thumbd/thumbd/ffmpeg"
 )
 
 func TestValidateSource(t *testing.T) {
@@ -41,16 +43,16 @@ func TestValidateSource(t *testing.T) {
 
 func TestSourceErrorNamesTheSource(t *testing.T) {
 	src := fakeSource{url: "http://127.0.0.1:4000/abcd/v.mp4", name: "https://example.com/v.mp4"}
-	err := sourceError(&SourceError{Reason: "no video frame could be decoded at 5.000s", Err: errors.New("ffmpeg failed: http://127.0.0.1:4000/abcd/v.mp4: End of file")}, src)
+	err := explainRead(&ffmpeg.SourceError{Reason: "no video frame could be decoded at 5.000s", Err: errors.New("ffmpeg failed: http://127.0.0.1:4000/abcd/v.mp4: End of file")}, src)
 	if want := "no video frame could be decoded at 5.000s (ffmpeg failed: https://example.com/v.mp4: End of file)"; err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
 	}
-	var se *SourceError
+	var se *sourceError
 	if !errors.As(err, &se) {
-		t.Errorf("%T does not unwrap to a *SourceError", err)
+		t.Errorf("%T does not unwrap to a *sourceError", err)
 	}
 	src.failure = errors.New("the source answered 404 Not Found for https://example.com/v.mp4")
-	if err := sourceError(errors.New("ffprobe failed"), src); err.Error() != src.failure.Error() {
+	if err := explainRead(errors.New("ffprobe failed"), src); err.Error() != src.failure.Error() {
 		t.Errorf("got %q, want the reader's own account %q", err, src.failure)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/thumbd/thumbd/ffmpeg"
 )
 
 // Video reports whether the kind is a video file (mp4 or webm).
@@ -317,7 +319,7 @@ type videoPlan struct {
 
 // planVideo decides how an mp4 or webm output is made from the source m:
 // its picture size, frame rate, GOP, clip and the ffmpeg arguments.
-func planVideo(idx int, o Output, m Media, dir string, threads int) (*videoPlan, error) {
+func planVideo(idx int, o Output, m ffmpeg.Media, dir string, threads int) (*videoPlan, error) {
 	v := o.Video.resolved(o.Kind)
 	geo, err := videoGeometry(m, o)
 	if err != nil {
@@ -399,7 +401,7 @@ func planVideo(idx int, o Output, m Media, dir string, threads int) (*videoPlan,
 
 // videoGeometry is Fit for a video picture: both sides even, as 4:2:0 and
 // 4:2:2 encoders need. An odd side, given or computed, is rounded down.
-func videoGeometry(m Media, o Output) (Geometry, error) {
+func videoGeometry(m ffmpeg.Media, o Output) (Geometry, error) {
 	dw, dh := m.DisplaySize()
 	g, err := Fit(dw, dh, o)
 	if err != nil {
@@ -464,9 +466,9 @@ type Encode struct {
 func EncodeArgs(src string, j Encode) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y", "-progress", "pipe:1"}
 	if j.Seek > 0 {
-		args = append(args, "-ss", formatSeconds(j.Seek))
+		args = append(args, "-ss", ffmpeg.FormatSeconds(j.Seek))
 	}
-	args = append(args, inputArgs(src)...)
+	args = append(args, ffmpeg.InputArgs(src)...)
 	if j.Mute {
 		layout := "stereo"
 		if j.Channels == 1 {
@@ -481,7 +483,7 @@ func EncodeArgs(src string, j Encode) []string {
 		args = append(args, "-map", "0:a:0?")
 	}
 	if j.Duration > 0 {
-		args = append(args, "-t", formatSeconds(j.Duration))
+		args = append(args, "-t", ffmpeg.FormatSeconds(j.Duration))
 	}
 	args = append(args, "-filter:v", j.Filter)
 	args = append(args, videoCodecArgs(j)...)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thumbd/thumbd/ffmpeg"
 )
 
 func TestParseRate(t *testing.T) {
@@ -48,7 +50,7 @@ func TestParseRate(t *testing.T) {
 }
 
 // media1080 is a 35 s 1920x1080 25 fps source.
-var media1080 = Media{Width: 1920, Height: 1080, SARNum: 1, SARDen: 1, FrameDur: 40 * time.Millisecond,
+var media1080 = ffmpeg.Media{Width: 1920, Height: 1080, SARNum: 1, SARDen: 1, FrameDur: 40 * time.Millisecond,
 	LastFrame: 35*time.Second - 40*time.Millisecond}
 
 func dur(s float64) *time.Duration { d := time.Duration(s * float64(time.Second)); return &d }
@@ -60,7 +62,7 @@ func TestPlanVideo(t *testing.T) {
 	tests := []struct {
 		name    string
 		out     Output
-		media   Media
+		media   ffmpeg.Media
 		wantW   int
 		wantH   int
 		filter  string
@@ -90,11 +92,11 @@ func TestPlanVideo(t *testing.T) {
 		{name: "a duration past the end is cut at the end", out: Output{Kind: KindMP4, Width: 640, StartTime: dur(30), Video: VideoSettings{Duration: 20 * time.Second}}, media: media1080,
 			wantW: 640, wantH: 360, filter: "scale=640:360:flags=bicubic,setsar=1,format=yuv420p", gop: DefaultKeyframe, seek: 30 * time.Second, clip: 5 * time.Second},
 		{name: "a rotated, deinterlaced, HDR source", out: Output{Kind: KindMP4, Height: 480, Video: VideoSettings{Deinterlace: true, PixelFormat: "yuv422p"}},
-			media: Media{Width: 1920, Height: 1080, SARNum: 1, SARDen: 1, Rotation: 90, Transfer: "smpte2084", FrameDur: 40 * time.Millisecond, LastFrame: 9960 * time.Millisecond},
+			media: ffmpeg.Media{Width: 1920, Height: 1080, SARNum: 1, SARDen: 1, Rotation: 90, Transfer: "smpte2084", FrameDur: 40 * time.Millisecond, LastFrame: 9960 * time.Millisecond},
 			wantW: 270, wantH: 480, filter: "yadif=mode=send_frame:deint=all," + tonemapChain + ",scale=270:480:flags=bicubic,setsar=1,format=yuv422p",
 			gop: DefaultKeyframe, clip: 10 * time.Second},
 		{name: "the seek counts from the start of the file", out: Output{Kind: KindMP4, Width: 640, StartTime: dur(1)},
-			media: Media{Width: 1920, Height: 1080, SARNum: 1, SARDen: 1, Start: time.Second, VideoStart: 1500 * time.Millisecond, FrameDur: 40 * time.Millisecond, LastFrame: 11460 * time.Millisecond},
+			media: ffmpeg.Media{Width: 1920, Height: 1080, SARNum: 1, SARDen: 1, Start: time.Second, VideoStart: 1500 * time.Millisecond, FrameDur: 40 * time.Millisecond, LastFrame: 11460 * time.Millisecond},
 			wantW: 640, wantH: 360, filter: "scale=640:360:flags=bicubic,setsar=1,format=yuv420p", gop: DefaultKeyframe, seek: 1500 * time.Millisecond, clip: 9 * time.Second},
 		{name: "start_time past the end", out: Output{Kind: KindMP4, StartTime: dur(40)}, media: media1080,
 			wantErr: "start_time: 40.000s is at or past the end of the video, which is 35.000s long"},
@@ -272,23 +274,6 @@ func TestValidateVideo(t *testing.T) {
 	}
 }
 
-func TestParseProgress(t *testing.T) {
-	log := "frame=10\nfps=0.0\nout_time_us=N/A\nprogress=continue\nframe=40\nout_time_us=1334000\nout_time=00:00:01.334000\nprogress=continue\n" +
-		"frame=600\nout_time_us=20000000\nprogress=end\n"
-	var got []time.Duration
-	ends := 0
-	ParseProgress(strings.NewReader(log), func(t time.Duration, end bool) {
-		if end {
-			ends++
-			return
-		}
-		got = append(got, t)
-	})
-	if want := []time.Duration{1334 * time.Millisecond, 20 * time.Second}; !slices.Equal(got, want) || ends != 1 {
-		t.Errorf("times %v ends %d, want %v and 1 end", got, ends, want)
-	}
-}
-
 func TestMeter(t *testing.T) {
 	var reported []float64
 	m := newMeter(5, 90, func(p float64) { reported = append(reported, p) })
@@ -312,24 +297,6 @@ func TestMeter(t *testing.T) {
 	}
 	if !slices.IsSorted(reported) {
 		t.Errorf("percent went down: %v", reported)
-	}
-}
-
-func TestParseEncoderHelp(t *testing.T) {
-	opus := ParseEncoderHelp("libopus", []byte("Encoder libopus [libopus Opus]:\n    General capabilities: delay small\n    Supported sample rates: 48000 24000 16000 12000 8000\n    Supported sample formats: s16 flt\n"))
-	if !opus.Found || !slices.Equal(opus.SampleRates, []int{48000, 24000, 16000, 12000, 8000}) || opus.PixFmts != nil {
-		t.Errorf("libopus: %+v", opus)
-	}
-	svt := ParseEncoderHelp("libsvtav1", []byte("Encoder libsvtav1 [SVT-AV1(Scalable Video Technology for AV1) encoder]:\n    Supported pixel formats: yuv420p yuv420p10le\n"))
-	if !svt.Found || !slices.Equal(svt.PixFmts, []string{"yuv420p", "yuv420p10le"}) {
-		t.Errorf("libsvtav1: %+v", svt)
-	}
-	if fdk := ParseEncoderHelp("libfdk_aac", []byte("Codec 'libfdk_aac' is not recognized by FFmpeg.\n")); fdk.Found {
-		t.Errorf("libfdk_aac found: %+v", fdk)
-	}
-	// "Encoder libx264rgb" must not count as libx264.
-	if x := ParseEncoderHelp("libx264", []byte("Encoder libx264rgb [libx264 H.264 RGB]:\n")); x.Found {
-		t.Errorf("libx264 found in libx264rgb's help")
 	}
 }
 

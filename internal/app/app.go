@@ -21,6 +21,7 @@ import (
 	"github.com/thumbd/thumbd/api"
 	"github.com/thumbd/thumbd/callback"
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/ffmpeg"
 	"github.com/thumbd/thumbd/pgstore"
 	"github.com/thumbd/thumbd/riverq"
 	"github.com/thumbd/thumbd/source"
@@ -87,7 +88,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		return err
 	}
 	defer sources.Close()
-	runner := engine.Runner{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe}
+	runner := ffmpeg.Runner{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe}
 	if err := runner.Check(ctx); err != nil {
 		log.Warn("ffmpeg is missing: tasks will fail until it is installed", "err", err)
 	}
@@ -246,7 +247,7 @@ func dataDirError(dir string, err error) error {
 
 // readiness checks that ffmpeg and ffprobe can be found and that the data
 // directory is writable.
-func readiness(r engine.Runner, dataDir string) func(context.Context) error {
+func readiness(r ffmpeg.Runner, dataDir string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		for _, tool := range []string{r.FFmpeg, r.FFprobe} {
 			if _, err := exec.LookPath(tool); err != nil {

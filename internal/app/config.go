@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/ffmpeg"
 )
 
 // Config is thumbd's configuration: THUMBD_* environment variables,
@@ -22,7 +22,7 @@ type Config struct {
 	DataDir         string
 	APIKeys         []string
 	Workers         int
-	Accuracy        engine.Accuracy
+	Accuracy        ffmpeg.Accuracy
 	S3HTTPHosts     []string
 	FFmpeg          string
 	FFprobe         string
@@ -88,7 +88,7 @@ func settings() []setting {
 			return nil
 		}},
 		{"accuracy", "THUMBD_ACCURACY", "exact", "which frame a requested time gets, unless an output says: exact (the first frame at or after it) or keyframe (the nearest keyframe, fastest)", func(c *Config, v string) error {
-			a, err := engine.ParseAccuracy(v)
+			a, err := ffmpeg.ParseAccuracy(v)
 			c.Accuracy = a
 			return err
 		}},

@@ -11,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/ffmpeg"
 )
 
 const pgURL = "postgres://thumbd:hunter2@db.internal:5432/thumbd?sslmode=require"
 
 func TestLoadConfig(t *testing.T) {
 	defaults := Config{
-		Addr: "127.0.0.1:8080", DataDir: "./thumbd-data", Workers: runtime.NumCPU(), Accuracy: engine.AccuracyExact,
+		Addr: "127.0.0.1:8080", DataDir: "./thumbd-data", Workers: runtime.NumCPU(), Accuracy: ffmpeg.AccuracyExact,
 		S3HTTPHosts: []string{"localhost", "127.0.0.1", "::1"}, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
 		LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second,
 		MaxSourceSize: 20 << 30,
@@ -52,7 +52,7 @@ func TestLoadConfig(t *testing.T) {
 				c.APIKeys = []string{"key-one-123456", "key-two-123456"}
 				c.Workers, c.S3HTTPHosts, c.LogLevel, c.ShutdownTimeout = 6, []string{"minio", "::1"}, slog.LevelDebug, 5*time.Second
 				c.Store, c.Retention, c.TaskTimeout, c.CallbackRetry, c.TestAPI = "memory", 150*time.Minute, 0, 10*time.Second, true
-				c.Accuracy = engine.AccuracyKeyframe
+				c.Accuracy = ffmpeg.AccuracyKeyframe
 			}),
 		},
 		{

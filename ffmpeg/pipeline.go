@@ -1,4 +1,4 @@
-package engine
+package ffmpeg
 
 import (
 	"bufio"
@@ -95,11 +95,11 @@ func fsec(f float64) string { return strconv.FormatFloat(f, 'f', 7, 64) }
 // offset, and the decoder's side subtracts it.
 func CopyArgs(src string, stream int, seek, dur, offset time.Duration, keep string) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-copyts",
-		"-ss", formatSeconds(seek), "-t", formatSeconds(dur)}
-	args = append(args, inputArgs(src)...)
+		"-ss", FormatSeconds(seek), "-t", FormatSeconds(dur)}
+	args = append(args, InputArgs(src)...)
 	args = append(args, "-map", "0:"+strconv.Itoa(stream), "-c", "copy", "-copypriorss", "1", "-bsf:v", "noise=drop='"+keep+"'")
 	if offset > 0 {
-		args = append(args, "-output_ts_offset", formatSeconds(offset))
+		args = append(args, "-output_ts_offset", FormatSeconds(offset))
 	}
 	return append(args, "-avoid_negative_ts", "disabled", "-f", "nut", "pipe:1")
 }
@@ -136,7 +136,7 @@ func DecodeArgs(inputs []Input, graphPath string) (args []string, graph string) 
 	args = []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-y", "-copyts"}
 	for _, in := range inputs {
 		args = append(args, in.Options...)
-		args = append(args, inputArgs(in.URL)...)
+		args = append(args, InputArgs(in.URL)...)
 	}
 	args = append(args, "-filter_complex_script", graphPath)
 	var g strings.Builder

@@ -1,4 +1,4 @@
-package engine
+package ffmpeg
 
 import (
 	"context"
@@ -357,7 +357,7 @@ func (r *extraction) runSeeks(ctx context.Context, name string, picks []int, s S
 			seek = min(seek, max(0, last-min(r.m.FrameDur/4, time.Millisecond)))
 		}
 		if at > r.m.VideoStart {
-			opts = append(opts, "-ss", formatSeconds(seek))
+			opts = append(opts, "-ss", FormatSeconds(seek))
 		} // else the first frame: no seek at all (some AVI files decode nothing after -ss 0)
 		in := Input{Options: opts, URL: r.src}
 		renders, _ := r.renders([]int{pi})

@@ -1,4 +1,4 @@
-package engine
+package ffmpeg
 
 import (
 	"bufio"
@@ -61,7 +61,7 @@ func IndexArgs(src string, stream int) []string {
 	args := []string{"-hide_banner", "-v", "error",
 		"-select_streams", strconv.Itoa(stream),
 		"-show_entries", "packet=pts,pos,flags", "-of", "csv=p=0"}
-	return append(args, inputArgs(src)...)
+	return append(args, InputArgs(src)...)
 }
 
 // ReadIndex parses IndexArgs' output: packets in decode order. A packet
@@ -342,11 +342,11 @@ func (r Runner) indexParts(ctx context.Context, src string, m Media, parts int) 
 	for i := range parts {
 		interval := ""
 		if i > 0 {
-			interval = formatSeconds(at(i))
+			interval = FormatSeconds(at(i))
 		}
 		interval += "%"
 		if i < parts-1 {
-			interval += formatSeconds(at(i+1) + overlap)
+			interval += FormatSeconds(at(i+1) + overlap)
 		}
 		wg.Go(func() { results[i], errs[i] = r.indexLines(ctx, src, m.Stream, interval) })
 	}
@@ -410,7 +410,7 @@ func (l lines) pos(i int) int64 {
 func (r Runner) indexLines(ctx context.Context, src string, stream int, interval string) (lines, error) {
 	args := IndexArgs(src, stream)
 	if interval != "" {
-		in := inputArgs(src)
+		in := InputArgs(src)
 		args = append(append(slices.Clone(args[:len(args)-len(in)]), "-read_intervals", interval), in...)
 	}
 	cmd := exec.CommandContext(ctx, r.FFprobe, args...)

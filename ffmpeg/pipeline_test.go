@@ -1,11 +1,18 @@
-package engine
+package ffmpeg
 
 import (
+	"context"
+	"fmt"
+	"math"
 	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thumbd/thumbd/internal/cliptest"
 )
 
 func TestKeepExpr(t *testing.T) {
@@ -167,4 +174,63 @@ func TestRotateFilter(t *testing.T) {
 			t.Errorf("RotateFilter(%d) = %q, want %q", rot, got, want)
 		}
 	}
+}
+
+// TestKeepExprWithFFmpeg runs the demuxing half of a job on a real clip and
+// checks that exactly the packets of its spans come out, in decode order.
+func TestKeepExprWithFFmpeg(t *testing.T) {
+	if testing.Short() {
+		t.Skip("makes a clip with ffmpeg")
+	}
+	src := cliptest.MakeTrap(t, cliptest.Trap{Rate: "25", Frames: 50, X264: "keyint=10:min-keyint=10:scenecut=0:bframes=2"})
+	ctx := context.Background()
+	r := Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
+	m, err := r.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := r.Index(ctx, src, m, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spans: keyframe 10 alone, and keyframe 20 up to the first B-frame
+	// after it (shown before a frame decoded ahead of it).
+	if !x.Key(10) || !x.Key(20) {
+		t.Fatalf("keyframes are not at 10 and 20: the clip is not the one the test means")
+	}
+	b := 21
+	for ; b < 29 && x.Decode(b) < x.Decode(b+1) && x.Decode(b) < x.Decode(b+2); b++ {
+	}
+	expr := KeepExpr([]int64{x.Pos(10), x.Pos(20)}, []int64{x.Pos(10), x.Pos(b)})
+	out, err := exec.Command("sh", "-c", fmt.Sprintf("%s | ffprobe -v error -show_entries packet=pts_time -of csv=p=0 -",
+		shellJoin(append([]string{"ffmpeg"}, CopyArgs(src, m.Stream, 0, 3*time.Second, 0, expr)...)))).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		v, _ := strconv.ParseFloat(strings.Trim(l, ","), 64)
+		got = append(got, int(math.Round(v*25)))
+	}
+	// Frame 10, then every packet from keyframe 20 to frame b, in decode
+	// order: the anchor b needs comes before it.
+	want := []int{10}
+	for d := x.Decode(20); d <= x.Decode(b); d++ {
+		for i := range x.Len() {
+			if x.Decode(i) == d {
+				want = append(want, i)
+			}
+		}
+	}
+	if !slices.Equal(got, want) || len(want) < 4 {
+		t.Errorf("packets kept %v, want %v (frame %d is the B-frame)", got, want, b)
+	}
+}
+
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
 }

@@ -1,4 +1,11 @@
-package engine
+// Package ffmpeg drives ffmpeg and ffprobe: the Runner that starts and
+// stops them, Probe (what a source holds), the frame index (every packet's
+// timestamp, keyframe flag and byte position, from one ffprobe run), the
+// extraction planner that resolves requested times to frames and groups
+// them into runs, and the two-process pipeline that extracts them
+// (Extractor). It knows nothing of tasks: package engine decides what to
+// extract and what becomes of the images.
+package ffmpeg
 
 import (
 	"bytes"
@@ -25,7 +32,7 @@ type Grab struct {
 func LastFrameArgs(src string, g Grab) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-y", "-copyts",
 		"-threads", "1", "-noautorotate", "-sseof", "-3"}
-	args = append(args, inputArgs(src)...)
+	args = append(args, InputArgs(src)...)
 	args = append(args, "-map", "0:v:0", "-an", "-sn", "-dn")
 	chain := "showinfo@g0"
 	if g.Filter != "" {
@@ -36,19 +43,36 @@ func LastFrameArgs(src string, g Grab) []string {
 	return append(args, "-f", "image2", "-update", "1", g.Out)
 }
 
-// inputArgs opens src. An http source may only lead ffmpeg to more http:
-// a playlist or a reference inside it cannot make ffmpeg open local files
-// or other protocols (the source gateway refuses playlists besides).
-func inputArgs(src string) []string {
+// RotateFilter is the filter that turns a decoded picture the way a player
+// shows it, for a rotation of 0, 90, 180 or 270 degrees clockwise (what
+// ffmpeg's autorotate inserts; thumbd inserts it itself because its planned
+// runs decode from a NUT pipe, which carries no display matrix).
+func RotateFilter(rotation int) string {
+	switch rotation {
+	case 90:
+		return "transpose=clock"
+	case 180:
+		return "hflip,vflip"
+	case 270:
+		return "transpose=cclock"
+	}
+	return ""
+}
+
+// InputArgs are the options that open src as an input. An http source may
+// only lead ffmpeg to more http: a playlist or a reference inside it cannot
+// make ffmpeg open local files or other protocols (the source gateway
+// refuses playlists besides).
+func InputArgs(src string) []string {
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
 		return []string{"-protocol_whitelist", "http,https,tcp,tls", "-i", src}
 	}
 	return []string{"-i", src}
 }
 
-// formatSeconds renders d as seconds with microsecond precision, the unit
+// FormatSeconds renders d as seconds with microsecond precision, the unit
 // ffmpeg's time options use internally.
-func formatSeconds(d time.Duration) string {
+func FormatSeconds(d time.Duration) string {
 	if d < 0 {
 		d = 0
 	}
@@ -119,6 +143,12 @@ func (r Runner) run(ctx context.Context, tool string, args []string) (stdout, st
 		return out.Bytes(), errb.Bytes(), &ExecError{Tool: tool, Err: err, Tail: tail(errb.Bytes(), 3)}
 	}
 	return out.Bytes(), errb.Bytes(), nil
+}
+
+// Run runs ffmpeg with args and returns its stdout and stderr; when ctx
+// ends, ffmpeg is stopped gracefully and ctx's error returned.
+func (r Runner) Run(ctx context.Context, args []string) (stdout, stderr []byte, err error) {
+	return r.run(ctx, r.FFmpeg, args)
 }
 
 // tail returns the last n non-empty lines of log that are not showinfo or

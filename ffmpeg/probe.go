@@ -1,4 +1,4 @@
-package engine
+package ffmpeg
 
 import (
 	"context"
@@ -102,7 +102,7 @@ type packetsJSON struct {
 func ProbeArgs(src string) []string {
 	args := []string{"-hide_banner", "-v", "error", "-of", "json",
 		"-show_entries", "format=format_name,start_time,duration,size:stream=index,codec_type,codec_name,width,height,sample_aspect_ratio,avg_frame_rate,r_frame_rate,time_base,start_time,duration,color_transfer:stream_tags=rotate,DURATION:stream_disposition=attached_pic:stream_side_data=side_data_type,rotation"}
-	return append(args, inputArgs(src)...)
+	return append(args, InputArgs(src)...)
 }
 
 // TailPacketsArgs builds the ffprobe invocation that lists the video
@@ -110,9 +110,9 @@ func ProbeArgs(src string) []string {
 func TailPacketsArgs(src string, stream int, from time.Duration) []string {
 	args := []string{"-hide_banner", "-v", "error", "-of", "json",
 		"-select_streams", strconv.Itoa(stream),
-		"-read_intervals", formatSeconds(from) + "%",
+		"-read_intervals", FormatSeconds(from) + "%",
 		"-show_entries", "packet=pts_time,duration_time"}
-	return append(args, inputArgs(src)...)
+	return append(args, InputArgs(src)...)
 }
 
 // Probe describes src. It fails with a *SourceError when src has no video

@@ -1,4 +1,4 @@
-package engine
+package ffmpeg
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thumbd/thumbd/internal/cliptest"
 )
 
 // bframes is a stream of 10 frames at 1/25 s (time base 1/25) in decode
@@ -202,11 +204,11 @@ func TestIndexInParts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("makes a clip with ffmpeg")
 	}
-	for _, c := range []trapClip{
-		{rate: "25", frames: 1000, x264: "keyint=30:bframes=3:b-pyramid=normal"},
-		{rate: "25", frames: 1000, x264: "keyint=45:open-gop=1:bframes=2", format: "mpegts", extra: []string{"-output_ts_offset", "5"}},
+	for _, c := range []cliptest.Trap{
+		{Rate: "25", Frames: 1000, X264: "keyint=30:bframes=3:b-pyramid=normal"},
+		{Rate: "25", Frames: 1000, X264: "keyint=45:open-gop=1:bframes=2", Format: "mpegts", Extra: []string{"-output_ts_offset", "5"}},
 	} {
-		src := makeTrapClip(t, c)
+		src := cliptest.MakeTrap(t, c)
 		ctx := context.Background()
 		r := Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}
 		m, err := r.Probe(ctx, src)
@@ -220,11 +222,11 @@ func TestIndexInParts(t *testing.T) {
 		for _, parts := range []int{2, 3} {
 			x, err := r.indexParts(ctx, src, m, parts)
 			if err != nil {
-				t.Fatalf("%s in %d parts: %v", c.format, parts, err)
+				t.Fatalf("%s in %d parts: %v", c.Format, parts, err)
 			}
 			if x.Len() != whole.Len() || x.Len() != 1000 || !slices.Equal(x.pts, whole.pts) || !slices.Equal(x.pos, whole.pos) ||
 				!slices.Equal(x.dec, whole.dec) || !slices.Equal(x.keys, whole.keys) {
-				t.Errorf("%s in %d parts: %d frames, %d keyframes; in one piece %d, %d", c.format, parts, x.Len(), x.Keyframes(), whole.Len(), whole.Keyframes())
+				t.Errorf("%s in %d parts: %d frames, %d keyframes; in one piece %d, %d", c.Format, parts, x.Len(), x.Keyframes(), whole.Len(), whole.Keyframes())
 			}
 		}
 	}
