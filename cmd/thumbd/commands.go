@@ -32,6 +32,7 @@ type environment struct {
 // serves the API.
 func commands() []command {
 	return []command{
+		{"run", "run one Qencode query with the engine, without the server: thumbd run -h", runCommand},
 		{"healthcheck", "exit 0 when the thumbd at THUMBD_ADDR answers /readyz (for container healthchecks)", healthcheck},
 		{"version", "print the version and the source revision thumbd was built from", version},
 	}
