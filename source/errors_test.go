@@ -70,6 +70,26 @@ func TestSourcesThatCannotBeUsed(t *testing.T) {
 			}
 		})
 	}
+	// trickle announces 10 MB, sends the first fast bytes of a looped
+	// MPEG-TS clip at once, then n bytes of it every every.
+	trickle := func(fast, n int, every time.Duration) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "10000000")
+			w.WriteHeader(http.StatusOK)
+			sent := 0
+			body := bytes.Repeat(ts, 10000000/len(ts)+1)
+			if fast > 0 {
+				w.Write(body[:fast])
+				sent = fast
+			}
+			for r.Context().Err() == nil && sent+n < len(body) {
+				w.Write(body[sent : sent+n])
+				sent += n
+				http.NewResponseController(w).Flush()
+				time.Sleep(every)
+			}
+		})
+	}
 	redirectLoop := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, fmt.Sprintf("/loop%d.mp4", len(r.URL.Path)), http.StatusFound)
 	})
@@ -122,6 +142,19 @@ func TestSourcesThatCannotBeUsed(t *testing.T) {
 				}
 			}
 		}), path: "/live.ts", cfg: Config{MaxSize: 4 << 20}, want: []string{"the source sent more than this server's limit of 4 MiB (THUMBD_MAX_SOURCE_SIZE) without saying its size"}},
+		{name: "endless body, unsized limit", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for r.Context().Err() == nil {
+				if _, err := w.Write(ts); err != nil {
+					return
+				}
+			}
+		}), path: "/live.ts", cfg: Config{MaxSize: 1 << 30, MaxUnsizedSize: 3 << 20}, want: []string{"the source sent more than this server's limit of 3 MiB (THUMBD_MAX_UNSIZED_SOURCE_SIZE) without saying its size"}},
+		{name: "slower than the minimum rate", handler: trickle(0, 100, 50*time.Millisecond), path: "/trickle.mp4",
+			cfg:  Config{MinRate: 64 << 10, RateWindow: time.Second},
+			want: []string{"slower than this server's minimum of 64 KiB a second (THUMBD_MIN_SOURCE_RATE)", "/trickle.mp4"}},
+		{name: "slows down after the first read", handler: trickle(2<<20, 100, 50*time.Millisecond), path: "/slowing.ts",
+			cfg:  Config{MinRate: 64 << 10, RateWindow: time.Second},
+			want: []string{"slower than this server's minimum of 64 KiB a second (THUMBD_MIN_SOURCE_RATE)", "/slowing.ts"}},
 		{name: "no answer", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():

@@ -209,7 +209,7 @@ func (e *entry) readHead(ctx context.Context) error {
 		return err
 	}
 	var buf strings.Builder
-	if _, err := copyBody(&buf, resp.Body, stall, e.g.cfg.StallTimeout, &e.read, headSize); err != nil {
+	if _, err := copyBody(&buf, resp.Body, stall, e.g.cfg.StallTimeout, &e.read, headSize, e.g.rateCheck()); err != nil {
 		return e.fail(e.readError(rctx, err))
 	}
 	e.head = []byte(buf.String())
@@ -223,6 +223,10 @@ func (e *entry) readHead(ctx context.Context) error {
 func (e *entry) readError(ctx context.Context, err error) error {
 	if errors.Is(context.Cause(ctx), errStalled) {
 		return fmt.Errorf("the source stopped sending data for %v: %s", e.g.cfg.StallTimeout, e.shown)
+	}
+	var slow *slowError
+	if errors.As(err, &slow) {
+		return fmt.Errorf("%s: %s", slow.Error(), e.shown)
 	}
 	return e.describe(err)
 }
@@ -285,6 +289,7 @@ func (e *entry) serveOrigin(w http.ResponseWriter, r *http.Request) {
 	stall.Stop()
 	chunk := int64(minChunk)
 	retries := 0
+	rate := e.g.rateCheck() // across the origin requests of this answer
 	for end < 0 || pos <= end {
 		last := int64(-1)
 		if !e.noRanges {
@@ -314,7 +319,7 @@ func (e *entry) serveOrigin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if skip > 0 {
-			if _, err := copyBody(io.Discard, resp.Body, stall, e.g.cfg.StallTimeout, &e.read, skip); err != nil {
+			if _, err := copyBody(io.Discard, resp.Body, stall, e.g.cfg.StallTimeout, &e.read, skip, rate); err != nil {
 				resp.Body.Close()
 				e.fail(e.readError(ctx, err))
 				return
@@ -327,7 +332,7 @@ func (e *entry) serveOrigin(w http.ResponseWriter, r *http.Request) {
 			want = end - pos + 1
 		}
 		limited := false
-		if max := e.g.cfg.MaxSize; want < 0 && max > 0 {
+		if max := e.g.unsizedLimit(); want < 0 && max > 0 {
 			// A body of unknown length (a live stream?): read one
 			// byte past the limit at most.
 			want, limited = max-pos+1, true
@@ -338,7 +343,7 @@ func (e *entry) serveOrigin(w http.ResponseWriter, r *http.Request) {
 			keep = &bytes.Buffer{}
 			dst = io.MultiWriter(w, keep)
 		}
-		n, err := copyBody(dst, resp.Body, stall, e.g.cfg.StallTimeout, &e.read, want)
+		n, err := copyBody(dst, resp.Body, stall, e.g.cfg.StallTimeout, &e.read, want, rate)
 		resp.Body.Close()
 		if keep != nil && n == want {
 			e.remember(pos, last, keep.Bytes())
@@ -350,14 +355,14 @@ func (e *entry) serveOrigin(w http.ResponseWriter, r *http.Request) {
 			return // ffmpeg went away: it seeks, or has what it needs
 		case e.ctx.Err() != nil:
 			return
-		case err != nil && !errors.Is(context.Cause(ctx), errStalled) && retries < 3:
+		case err != nil && !errors.Is(context.Cause(ctx), errStalled) && !errors.As(err, new(*slowError)) && retries < 3:
 			retries++ // a dropped connection: ask again from where it broke
 			continue
 		case err != nil:
 			e.fail(e.readError(ctx, err))
 			return
 		case limited && n == want:
-			e.fail(fmt.Errorf("the source sent more than this server's limit of %s (THUMBD_MAX_SOURCE_SIZE) without saying its size: %s", FormatSize(e.g.cfg.MaxSize), e.shown))
+			e.fail(e.g.unsizedError(e.shown))
 			return
 		case limited:
 			return // the end of a body of unknown length
@@ -371,6 +376,24 @@ func (e *entry) serveOrigin(w http.ResponseWriter, r *http.Request) {
 		}
 		chunk = min(chunk*2, maxChunk)
 	}
+}
+
+// unsizedLimit is the most read from a source of unknown size; 0: no
+// limit.
+func (g *Gateway) unsizedLimit() int64 {
+	if g.cfg.MaxUnsizedSize > 0 && (g.cfg.MaxSize <= 0 || g.cfg.MaxUnsizedSize < g.cfg.MaxSize) {
+		return g.cfg.MaxUnsizedSize
+	}
+	return g.cfg.MaxSize
+}
+
+// unsizedError is a source of unknown size that went past unsizedLimit.
+func (g *Gateway) unsizedError(shown string) error {
+	setting := "THUMBD_MAX_SOURCE_SIZE"
+	if g.unsizedLimit() != g.cfg.MaxSize {
+		setting = "THUMBD_MAX_UNSIZED_SOURCE_SIZE"
+	}
+	return fmt.Errorf("the source sent more than this server's limit of %s (%s) without saying its size: %s", FormatSize(g.unsizedLimit()), setting, shown)
 }
 
 // parseRange parses ffmpeg's "bytes=N-" or "bytes=N-M". Anything else reads

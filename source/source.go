@@ -77,6 +77,16 @@ type Config struct {
 	Dirs []string
 	// MaxSize is the largest source accepted, in bytes; 0 means no limit.
 	MaxSize int64
+	// MaxUnsizedSize is the most read from a source that does not say its
+	// size (a live stream, or a server that never stops sending), in bytes;
+	// 0 means MaxSize.
+	MaxUnsizedSize int64
+	// MinRate is the slowest an origin may send, in bytes per second,
+	// measured over RateWindow of waiting for it (time ffmpeg spends busy
+	// elsewhere does not count); 0 means no minimum. RateWindow defaults
+	// to 60s.
+	MinRate    int64
+	RateWindow time.Duration
 	// MaxRedirects is how many redirects are followed; default 5.
 	MaxRedirects int
 	// ConnectTimeout bounds connecting to an origin (default 10s),
@@ -136,6 +146,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = 30 * time.Second
+	}
+	if cfg.RateWindow <= 0 {
+		cfg.RateWindow = time.Minute
 	}
 	if cfg.PresignTTL <= 0 {
 		cfg.PresignTTL = 6 * time.Hour
@@ -579,8 +592,10 @@ func FormatSize(n int64) string {
 
 // copyBody copies src to w, counting into n. Reads from src are bounded by
 // stall: the timer runs only while a read is waiting, not while ffmpeg is
-// busy elsewhere and the write blocks.
-func copyBody(w io.Writer, src io.Reader, stall *time.Timer, d time.Duration, count *atomic.Int64, limit int64) (int64, error) {
+// busy elsewhere and the write blocks. rate, when not nil, ends the copy
+// with a *slowError once the origin has sent less than its minimum over a
+// window of that waiting.
+func copyBody(w io.Writer, src io.Reader, stall *time.Timer, d time.Duration, count *atomic.Int64, limit int64, rate *rateCheck) (int64, error) {
 	buf := make([]byte, 32<<10)
 	var total int64
 	for limit < 0 || total < limit {
@@ -589,6 +604,7 @@ func copyBody(w io.Writer, src io.Reader, stall *time.Timer, d time.Duration, co
 			p = p[:limit-total]
 		}
 		stall.Reset(d)
+		began := time.Now()
 		n, rerr := src.Read(p)
 		stall.Stop()
 		if n > 0 {
@@ -604,8 +620,59 @@ func copyBody(w io.Writer, src io.Reader, stall *time.Timer, d time.Duration, co
 		if rerr != nil {
 			return total, rerr
 		}
+		if err := rate.add(n, time.Since(began)); err != nil {
+			return total, err
+		}
 	}
 	return total, nil
+}
+
+// rateCheck measures how fast an origin sends while thumbd waits for it,
+// in windows of at least window: a window in which it sent less than min
+// bytes a second ends the read.
+type rateCheck struct {
+	min    int64 // bytes per second
+	window time.Duration
+	waited time.Duration // in the current window
+	got    int64         // bytes in the current window
+}
+
+// rateCheck returns the check of the gateway's minimum rate, or nil when
+// there is none.
+func (g *Gateway) rateCheck() *rateCheck {
+	if g.cfg.MinRate <= 0 {
+		return nil
+	}
+	return &rateCheck{min: g.cfg.MinRate, window: g.cfg.RateWindow}
+}
+
+// add counts a read of n bytes that waited d.
+func (r *rateCheck) add(n int, d time.Duration) error {
+	if r == nil {
+		return nil
+	}
+	r.waited += d
+	r.got += int64(n)
+	if r.waited < r.window {
+		return nil
+	}
+	if float64(r.got) < float64(r.min)*r.waited.Seconds() {
+		return &slowError{got: r.got, over: r.waited, min: r.min}
+	}
+	r.waited, r.got = 0, 0
+	return nil
+}
+
+// slowError is an origin that sent less than the minimum rate.
+type slowError struct {
+	got  int64
+	over time.Duration
+	min  int64
+}
+
+func (s *slowError) Error() string {
+	return fmt.Sprintf("the source sent %s in %v, slower than this server's minimum of %s a second (THUMBD_MIN_SOURCE_RATE)",
+		FormatSize(s.got), s.over.Round(100*time.Millisecond), FormatSize(s.min))
 }
 
 // writeError is a failed write to ffmpeg: it went away, which is not the
