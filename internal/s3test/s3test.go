@@ -129,8 +129,33 @@ func start(bin, dir string) (*Server, error) {
 		Secret:    Secret,
 		Dir:       dir,
 		out:       &syncBuffer{},
-		done:      make(chan struct{}),
 	}
+	if err := s.launch(bin); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Stop stops the gateway, as an outage would; Restart brings it back.
+func (s *Server) Stop() { s.stop() }
+
+// Restart starts the gateway again, on the same port and directory.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.stop()
+	bin, err := findBinary()
+	if err != nil {
+		t.Fatalf("s3test: %v", err)
+	}
+	if err := s.launch(bin); err != nil {
+		t.Fatalf("s3test: restart: %v", err)
+	}
+}
+
+// launch runs versitygw for s and waits for it to answer.
+func (s *Server) launch(bin string) error {
+	dir := s.Dir
+	s.done = make(chan struct{})
 	// versitygw [global options] posix [posix options] DIR. The root
 	// credentials go in the environment rather than on the command line.
 	s.cmd = exec.Command(bin, "--port", s.Endpoint, "--quiet", "posix", dir)
@@ -139,16 +164,17 @@ func start(bin, dir string) (*Server, error) {
 	}), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.Secret)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %v", bin, err)
+		return fmt.Errorf("start %s: %v", bin, err)
 	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	cmd, done := s.cmd, s.done
+	go func() { _ = cmd.Wait(); close(done) }()
 
 	deadline := time.Now().Add(15 * time.Second)
 	hc := &http.Client{Timeout: time.Second}
 	for {
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("versitygw exited at start: %s\n%s", s.cmd.ProcessState, s.out)
+			return fmt.Errorf("versitygw exited at start: %s\n%s", s.cmd.ProcessState, s.out)
 		default:
 		}
 		resp, err := hc.Get("http://" + s.Endpoint + "/")
@@ -158,7 +184,7 @@ func start(bin, dir string) (*Server, error) {
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("versitygw did not answer on %s within 15s: %v\n%s", s.Endpoint, err, s.out)
+			return fmt.Errorf("versitygw did not answer on %s within 15s: %v\n%s", s.Endpoint, err, s.out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -170,7 +196,7 @@ func start(bin, dir string) (*Server, error) {
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
-	return s, nil
+	return nil
 }
 
 // stop ends the gateway: SIGTERM, then SIGKILL after 5s.

@@ -1,7 +1,8 @@
 // Package s3store uploads files to, and reads them from, any S3-compatible
 // server with aws-sdk-go-v2: path-style requests, https unless the host is
 // listed as plain http, retries with backoff, and errors that name the
-// destination but never its secret.
+// destination but never its secret. Retries are the SDK's own standard
+// retryer, spread over a bounded window.
 package s3store
 
 import (
@@ -12,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -35,9 +36,9 @@ import (
 const Region = "us-east-1"
 
 const (
-	defaultRetries   = 4
+	defaultWindow    = time.Minute
 	defaultBackoff   = 200 * time.Millisecond
-	maxBackoff       = 30 * time.Second
+	maxBackoff       = 10 * time.Second
 	defaultPresign   = 15 * time.Minute
 	maxPresign       = 7 * 24 * time.Hour // SigV4's limit
 	maxCachedClients = 256
@@ -48,11 +49,17 @@ type Options struct {
 	// HTTPHosts lists the hosts (names or addresses, no port) spoken to over
 	// plain http; every other host is spoken to over https.
 	HTTPHosts []string
-	// Retries is how many times a failed request is tried again: 0 means 4,
-	// a negative number means never.
+	// RetryWindow is how long a request that keeps failing is tried again,
+	// counted from its first failure: an outage shorter than it costs time,
+	// not the upload. 0 means one minute.
+	RetryWindow time.Duration
+	// Retries, when positive, also caps how many times a failed request is
+	// tried again; 0 means as many times as fit in RetryWindow, a negative
+	// number means never.
 	Retries int
-	// Backoff is the wait before the first retry, 200ms when 0; it doubles
-	// with each retry, up to 30s, with jitter.
+	// Backoff is the longest wait before the first retry, 200ms when 0; it
+	// doubles with each retry, up to 10s (or a quarter of RetryWindow when
+	// that is less), with full jitter.
 	Backoff time.Duration
 	// Logger receives a line for each retry; nil means slog.Default().
 	Logger *slog.Logger
@@ -64,10 +71,11 @@ type Options struct {
 // presigns GET URLs. One S3 is safe for concurrent use; it keeps one SDK
 // client per endpoint and credentials.
 type Store struct {
-	opts    Options
-	retries int
-	backoff time.Duration
-	log     *slog.Logger
+	opts     Options
+	retries  int // most retries; 0: as many as fit in window
+	window   time.Duration
+	standard *retry.Standard
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	clients map[string]*s3.Client
@@ -75,16 +83,31 @@ type Store struct {
 
 // NewS3 returns an S3 configured by opts.
 func New(opts Options) *Store {
-	s := &Store{opts: opts, retries: opts.Retries, backoff: opts.Backoff, log: opts.Logger, clients: map[string]*s3.Client{}}
+	s := &Store{opts: opts, retries: opts.Retries, window: opts.RetryWindow, log: opts.Logger, clients: map[string]*s3.Client{}}
+	if s.window <= 0 {
+		s.window = defaultWindow
+	}
+	backoff := opts.Backoff
+	if backoff <= 0 {
+		backoff = defaultBackoff
+	}
+	ceiling := max(min(maxBackoff, s.window/4), backoff)
+	attempts := maxAttempts
 	switch {
-	case s.retries == 0:
-		s.retries = defaultRetries
+	case s.retries > 0:
+		attempts = s.retries + 1
 	case s.retries < 0:
-		s.retries = 0
+		attempts = 1
 	}
-	if s.backoff <= 0 {
-		s.backoff = defaultBackoff
-	}
+	s.standard = retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = attempts
+		o.BaseDelay = backoff
+		o.MaxBackoff = ceiling
+		// The window bounds the retries; a token bucket shared by every
+		// upload would instead fail them all early in a long outage.
+		o.RateLimiter = ratelimit.None
+		o.Retryables = append(o.Retryables, retryableStatus{})
+	})
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -176,11 +199,11 @@ func (s *Store) Put(ctx context.Context, dst storage.Destination, body io.ReadSe
 	if dst.CacheControl != "" {
 		in.CacheControl = aws.String(dst.CacheControl)
 	}
-	err = s.do(ctx, t, "put", func() error {
-		if _, err := body.Seek(0, io.SeekStart); err != nil {
-			return &permanent{fmt.Errorf("rewind the file: %w", err)}
-		}
-		_, err := client.PutObject(ctx, in)
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return storage.Location{}, t.fail("put", fmt.Errorf("rewind the file: %w", err))
+	}
+	err = s.do(ctx, t, "put", func(retryer func(*s3.Options)) error {
+		_, err := client.PutObject(ctx, in, retryer) // the SDK rewinds body for each retry
 		return err
 	})
 	if err != nil {
@@ -205,8 +228,8 @@ func (s *Store) Get(ctx context.Context, rawURL, key, secret string) (io.ReadClo
 		return nil, 0, t.fail("get", err)
 	}
 	var out *s3.GetObjectOutput
-	err = s.do(ctx, t, "get", func() (err error) {
-		out, err = client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(t.url.Bucket), Key: aws.String(t.url.Key)})
+	err = s.do(ctx, t, "get", func(retryer func(*s3.Options)) (err error) {
+		out, err = client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(t.url.Bucket), Key: aws.String(t.url.Key)}, retryer)
 		return err
 	})
 	if err != nil {
@@ -236,8 +259,8 @@ func (s *Store) Stat(ctx context.Context, rawURL, key, secret string) (ObjectInf
 		return ObjectInfo{}, t.fail("stat", err)
 	}
 	var out *s3.HeadObjectOutput
-	err = s.do(ctx, t, "stat", func() (err error) {
-		out, err = client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(t.url.Bucket), Key: aws.String(t.url.Key)})
+	err = s.do(ctx, t, "stat", func(retryer func(*s3.Options)) (err error) {
+		out, err = client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(t.url.Bucket), Key: aws.String(t.url.Key)}, retryer)
 		return err
 	})
 	if err != nil {
@@ -321,7 +344,7 @@ func (s *Store) client(ctx context.Context, t *target) (*s3.Client, error) {
 		BaseEndpoint:               aws.String(t.endpoint()),
 		UsePathStyle:               true,
 		Credentials:                creds,
-		Retryer:                    aws.NopRetryer{}, // S3.do retries
+		Retryer:                    aws.NopRetryer{}, // each call brings its own, from S3.do
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	}, func(o *s3.Options) {
@@ -342,43 +365,97 @@ func (s *Store) client(ctx context.Context, t *target) (*s3.Client, error) {
 	return c, nil
 }
 
-// do runs call until it succeeds, fails for good or runs out of retries,
-// sleeping between tries. t.attempt counts the tries.
-func (s *Store) do(ctx context.Context, t *target, op string, call func() error) error {
-	delay := s.backoff
-	for t.attempt = 1; ; t.attempt++ {
-		err := call()
-		if err == nil {
-			return nil
-		}
-		if t.attempt > s.retries || !retryable(ctx, err) {
-			return t.fail(op, err)
-		}
-		wait := jitter(delay)
-		s.log.WarnContext(ctx, "s3 request failed; retrying",
-			"op", op, "url", t.shown, "key_id", storage.KeyHint(t.key),
-			"attempt", t.attempt, "retry_in", wait, "err", t.fail(op, err).Error())
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			e := t.fail(op, err)
-			e.gaveUp = context.Cause(ctx)
-			e.err = errors.Join(e.gaveUp, err)
-			return e
-		case <-timer.C:
-		}
-		delay = min(delay*2, maxBackoff)
+// do runs call, which passes retryer to its SDK operation: the standard
+// retryer, bounded by the window and counting t.attempt. It returns call's
+// error as an *Error.
+func (s *Store) do(ctx context.Context, t *target, op string, call func(retryer func(*s3.Options)) error) error {
+	w := &windowed{Standard: s.standard, window: s.window, log: s.log, t: t, op: op}
+	err := call(func(o *s3.Options) { o.Retryer = w })
+	if err == nil {
+		return nil
 	}
+	if ctx.Err() != nil && w.last != nil {
+		// Canceled while waiting to retry: the SDK's error says only that.
+		e := t.fail(op, w.last)
+		e.gaveUp = context.Cause(ctx)
+		e.err = errors.Join(e.gaveUp, w.last)
+		return e
+	}
+	e := t.fail(op, err)
+	if w.ended {
+		e.gaveUp = fmt.Errorf("still failing %v after the first failure", s.window)
+	}
+	return e
 }
 
-// jitter returns a duration between d/2 and d.
-func jitter(d time.Duration) time.Duration {
-	half := d / 2
-	if half <= 0 {
-		return d
+// maxAttempts is the retryer's bound when only the window bounds it.
+const maxAttempts = 1000
+
+// windowed is the SDK's standard retryer for one call: it counts the
+// attempts into t, logs each retry, and ends the retries once the window
+// that began with the first failure is over. Its last wait is cut short to
+// end with the window, so that one attempt is made at its end.
+type windowed struct {
+	*retry.Standard
+	window time.Duration
+	log    *slog.Logger
+	t      *target
+	op     string
+
+	first time.Time // of the first failure
+	last  error     // of the last failure
+	ended bool      // the window ended the retries
+}
+
+// GetAttemptToken counts the attempts.
+func (w *windowed) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+	w.t.attempt++
+	return w.Standard.GetAttemptToken(ctx)
+}
+
+// RetryDelay is the standard retryer's backoff, within the window.
+func (w *windowed) RetryDelay(attempt int, err error) (time.Duration, error) {
+	now := time.Now()
+	if w.first.IsZero() {
+		w.first = now
 	}
-	return half + rand.N(half+1)
+	w.last = err
+	d, derr := w.Standard.RetryDelay(attempt, err)
+	if derr != nil {
+		return 0, derr
+	}
+	left := w.window - now.Sub(w.first)
+	if left <= 0 {
+		w.ended = true
+		return 0, &windowError{err}
+	}
+	d = min(d, left)
+	w.log.Warn("s3 request failed; retrying",
+		"op", w.op, "url", w.t.shown, "key_id", storage.KeyHint(w.t.key),
+		"attempt", attempt, "retry_in", d, "err", w.t.fail(w.op, err).Error())
+	return d, nil
+}
+
+// windowError ends the retries of a call whose window is over; it wraps the
+// last failure.
+type windowError struct{ err error }
+
+func (w *windowError) Error() string { return w.err.Error() }
+func (w *windowError) Unwrap() error { return w.err }
+
+// retryableStatus retries what the standard retryer does not by default:
+// every 5xx, 408 Request Timeout and 429 Too Many Requests.
+type retryableStatus struct{}
+
+func (retryableStatus) IsErrorRetryable(err error) aws.Ternary {
+	var status interface{ HTTPStatusCode() int }
+	if errors.As(err, &status) {
+		switch code := status.HTTPStatusCode(); {
+		case code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
+			return aws.TrueTernary
+		}
+	}
+	return aws.UnknownTernary
 }
 
 // chainError says the default AWS credential chain yielded no credentials.
@@ -392,31 +469,6 @@ func (c *chainError) Unwrap() error { return c.err }
 func isOperationError(err error) bool {
 	_, ok := err.(*smithy.OperationError)
 	return ok
-}
-
-// permanent marks an error that no retry can fix.
-type permanent struct{ err error }
-
-func (p *permanent) Error() string { return p.err.Error() }
-func (p *permanent) Unwrap() error { return p.err }
-
-// retryable says whether trying again might succeed.
-func retryable(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var p *permanent
-	if errors.As(err, &p) {
-		return false
-	}
-	var status interface{ HTTPStatusCode() int }
-	if errors.As(err, &status) {
-		switch code := status.HTTPStatusCode(); {
-		case code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
-			return true
-		}
-	}
-	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
 }
 
 // Error is how S3's methods fail. Its message names the object URL without

@@ -411,14 +411,25 @@ func isolateAWSEnv(t *testing.T) {
 	}
 }
 
-func TestJitter(t *testing.T) {
-	for range 100 {
-		if d := jitter(100 * time.Millisecond); d < 50*time.Millisecond || d > 100*time.Millisecond {
-			t.Fatalf("jitter(100ms) = %v, want within [50ms, 100ms]", d)
-		}
+// TestRetryWindow keeps retrying a server that always fails until the
+// window is over, and then stops.
+func TestRetryWindow(t *testing.T) {
+	f := newFake(t, false, reply{status: 503, code: "SlowDown", msg: "busy"})
+	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, RetryWindow: 400 * time.Millisecond, Backoff: 20 * time.Millisecond, Logger: quietLogger()})
+	began := time.Now()
+	_, err := s.Put(t.Context(), storage.Destination{URL: f.url("b/k.png"), Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "")
+	took := time.Since(began)
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("err = %v, want *Error", err)
 	}
-	if d := jitter(1); d != 1 {
-		t.Errorf("jitter(1ns) = %v", d)
+	t.Logf("%v, %d requests: %v", took, f.count(), err)
+	checkError(t, err, f.url("b/k.png"), "SlowDown (HTTP 503)", "gave up retrying: still failing 400ms after the first failure")
+	if took < 400*time.Millisecond || took > 2*time.Second {
+		t.Errorf("Put gave up after %v, want about the 400ms window", took)
+	}
+	if e.Attempts != f.count() || e.Attempts < 4 {
+		t.Errorf("Attempts = %d, server saw %d; want the same, and several", e.Attempts, f.count())
 	}
 }
 

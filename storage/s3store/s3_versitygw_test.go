@@ -188,3 +188,88 @@ func checkNoCreds(t *testing.T, err error, srv *s3test.Server) {
 		t.Errorf("error %q leaks credentials", msg)
 	}
 }
+
+// TestPutOutlivesAnOutageOfVersitygw stops the S3 server in the middle of
+// an upload and brings it back 6 s later: within the retry window the save
+// completes; with a window shorter than the outage it fails, saying so.
+func TestPutOutlivesAnOutageOfVersitygw(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "thumbs")
+	const outage = 6 * time.Second
+	tests := []struct {
+		name   string
+		window time.Duration
+		ok     bool
+	}{
+		{"window longer than the outage", 30 * time.Second, true},
+		{"window shorter than the outage", 2 * time.Second, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := s3store.New(s3store.Options{HTTPHosts: []string{s3test.Host}, RetryWindow: tt.window, Backoff: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+			key := "outage/" + strings.ReplaceAll(tt.name, " ", "-") + ".png"
+			data := bytes.Repeat([]byte("P"), 4<<20)
+			var back *time.Timer
+			var stoppedAt time.Time
+			body := &midway{r: bytes.NewReader(data), at: int64(len(data) / 2), fn: func() { // while sending
+				srv.Stop()
+				stoppedAt = time.Now()
+				back = time.AfterFunc(outage, func() { srv.Restart(t) })
+			}}
+			_, err := s.Put(t.Context(), storage.Destination{URL: srv.URL("thumbs", key), Key: srv.AccessKey, Secret: srv.Secret}, body, int64(len(data)), "image/png")
+			if back == nil {
+				t.Fatalf("the server was never stopped: %v", err)
+			}
+			defer back.Stop()
+			took := time.Since(stoppedAt)
+			t.Logf("%v after the server stopped: %v", took.Round(time.Millisecond), err)
+			if !tt.ok {
+				var e *s3store.Error
+				if !errors.As(err, &e) || !strings.Contains(err.Error(), "gave up retrying: still failing 2s after the first failure") || e.Attempts < 3 {
+					t.Fatalf("err = %v, want the window's end after several attempts", err)
+				}
+				if took > outage {
+					t.Errorf("gave up after %v, past the 2s window", took)
+				}
+				for time.Since(stoppedAt) < outage+3*time.Second { // let the server come back
+					time.Sleep(100 * time.Millisecond)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Put across a %v outage: %v", outage, err)
+			}
+			if took < outage {
+				t.Errorf("Put ended %v after the server stopped; was it down?", took)
+			}
+			if got := srv.GetObject(t, "thumbs", key); !bytes.Equal(got, data) {
+				t.Errorf("%s holds %d bytes, want %d", key, len(got), len(data))
+			}
+		})
+	}
+}
+
+// midway is a body that calls fn the second time it is read past at: the
+// SDK reads it once to sign it, then again to send it.
+type midway struct {
+	r      *bytes.Reader // not embedded: its WriteTo would bypass Read
+	at     int64
+	fn     func()
+	passes int
+	past   bool
+}
+
+func (m *midway) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	pos := m.r.Size() - int64(m.r.Len())
+	if pos > m.at && !m.past {
+		m.passes++
+		if m.passes == 2 {
+			m.fn()
+		}
+	}
+	m.past = pos > m.at
+	return n, err
+}
+
+func (m *midway) Seek(off int64, whence int) (int64, error) { return m.r.Seek(off, whence) }
