@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,7 @@ type DB struct {
 	db   *sql.DB
 	lock *os.File
 	path string
+	file os.FileInfo // the database file as opened: Check compares it
 }
 
 var _ engine.Store = (*DB)(nil)
@@ -75,7 +77,12 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		lock.Close()
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
+	fi, err := f.Stat()
 	f.Close()
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
 	dsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -90,7 +97,52 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		lock.Close()
 		return nil, fmt.Errorf("sqlitestore: creating tables in %s: %w", path, err)
 	}
-	return &DB{db: db, lock: lock, path: path}, nil
+	return &DB{db: db, lock: lock, path: path, file: fi}, nil
+}
+
+// Check reports whether the database is still usable: its file is where it
+// was opened (not deleted, moved or replaced, after which every write would
+// go to a file no restart finds) and it answers a query.
+func (d *DB) Check(ctx context.Context) error {
+	fi, err := os.Stat(d.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("sqlitestore: the database file %s was deleted while thumbd runs: what is written now is lost at the next restart; restore the file or restart thumbd", d.path)
+	case err != nil:
+		return fmt.Errorf("sqlitestore: the database file: %w", err)
+	case !os.SameFile(fi, d.file):
+		return fmt.Errorf("sqlitestore: the database file %s was replaced while thumbd runs: thumbd still writes to the old one; restart thumbd", d.path)
+	}
+	var one int
+	if err := d.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return wrap(err)
+	}
+	return nil
+}
+
+// Watch runs Check every interval until ctx ends, and logs an error when
+// it starts failing and again when it recovers.
+func (d *DB) Watch(ctx context.Context, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var failing bool
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := d.Check(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			log.Error("the task database is unusable", "err", err)
+		case err == nil && failing:
+			log.Info("the task database is usable again", "path", d.path)
+		}
+		failing = err != nil
+	}
 }
 
 // SQL returns the connection pool, for River's SQLite driver.

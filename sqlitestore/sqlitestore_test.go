@@ -2,9 +2,13 @@ package sqlitestore_test
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/thumbd/thumbd/engine"
 	"github.com/thumbd/thumbd/internal/storetest"
@@ -70,4 +74,72 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if _, err := db.Session(ctx, tok('1')); err != nil {
 		t.Errorf("session after reopen: %v", err)
 	}
+}
+
+// TestCheckNoticesTheFileGone deletes, and replaces, the database file
+// under an open DB: Check fails and says what happened, and Watch logs it.
+func TestCheckNoticesTheFileGone(t *testing.T) {
+	tests := []struct {
+		name string
+		do   func(path string) error
+		want string
+	}{
+		{"deleted", os.Remove, "was deleted while thumbd runs"},
+		{"replaced", func(path string) error {
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+			return os.WriteFile(path, nil, 0o600)
+		}, "was replaced while thumbd runs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, err := sqlitestore.Open(ctx, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.Check(ctx); err != nil {
+				t.Fatalf("Check of a fresh database: %v", err)
+			}
+			var logs syncBuffer
+			wctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { db.Watch(wctx, 10*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil))); close(done) }()
+			defer func() { stop(); <-done }()
+
+			if err := tt.do(db.Path()); err != nil {
+				t.Fatal(err)
+			}
+			err = db.Check(ctx)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), db.Path()) {
+				t.Fatalf("Check = %v, want it to say the file %s", err, tt.want)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for !strings.Contains(logs.String(), "level=ERROR") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if out := logs.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, tt.want) || strings.Count(out, "level=ERROR") != 1 {
+				t.Errorf("Watch logged %q, want one error saying %q", out, tt.want)
+			}
+		})
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
