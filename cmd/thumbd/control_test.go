@@ -38,7 +38,7 @@ func TestControlPlane(t *testing.T) {
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, "ctl")
 	src := serveTestdata(t) + "/clip.mp4"
-	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.TestAPI = true; c.CallbackRetry = 5 * time.Second }))
+	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.TestAPI = true; c.CallbackRetry = 5 * time.Second; c.S3RetryWindow = 2 * time.Second }))
 	base := th.base
 	ctl := func(t *testing.T, path string, form url.Values) {
 		t.Helper()
@@ -137,7 +137,7 @@ func TestControlPlane(t *testing.T) {
 			}
 		}},
 		{"destination keeps failing", func(t *testing.T) {
-			ctl(t, "fail/destination", url.Values{"times": {"5"}, "code": {"500"}})
+			ctl(t, "fail/destination", url.Values{"times": {"1000"}, "code": {"500"}})
 			token := startTask(t, base, s3Query("failed/a.png"), "")
 			st := waitStatus(t, base, token, 30*time.Second, "completed", "error")
 			if st.Status != "error" || !strings.Contains(desc(st), s3.URL("ctl", "failed/a.png")) || strings.Contains(desc(st), s3.Secret) {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -302,4 +303,48 @@ func TestRetention(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestDatabaseDeletedWhileRunning deletes the SQLite database under a
+// running thumbd: /readyz turns 503 saying so, and thumbd logs an error.
+func TestDatabaseDeletedWhileRunning(t *testing.T) {
+	cfg := testConfig(t, nil)
+	logs := &lockedLog{}
+	th := runThumbdLog(t, cfg, logs)
+	code, body := get(t, th.base+"/readyz")
+	if code != http.StatusOK {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+	if err := os.Remove(filepath.Join(cfg.DataDir, "thumbd.db")); err != nil {
+		t.Fatal(err)
+	}
+	code, body = get(t, th.base+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "thumbd.db was deleted while thumbd runs") {
+		t.Errorf("/readyz after the database was deleted: %d %s", code, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), `level=ERROR msg="the task database is unusable"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error logged within 10s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// lockedLog collects a log written from several goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

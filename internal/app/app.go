@@ -56,7 +56,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	}
 
 	var plane *testcontrol.Plane
-	s3opts := s3store.Options{HTTPHosts: cfg.S3HTTPHosts, Logger: log}
+	s3opts := s3store.Options{HTTPHosts: cfg.S3HTTPHosts, RetryWindow: cfg.S3RetryWindow, Logger: log}
 	if cfg.TestAPI {
 		log.Warn("THUMBD_TEST_API=1: the test-control plane is served under /_thumbd/ (anyone can reset thumbd); never set it in production")
 		plane = testcontrol.New()
@@ -76,13 +76,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		log.Warn("THUMBD_ALLOW_PRIVATE_SOURCES is on: sources may reach loopback, private and link-local addresses. Keep it off on a service others can use.")
 	}
 	sources, err := source.New(source.Config{
-		AllowPrivate: cfg.AllowPrivateSources,
-		Dirs:         cfg.SourceDirs,
-		MaxSize:      cfg.MaxSourceSize,
-		PresignTTL:   presignTTL(cfg.TaskTimeout),
-		S3:           objects,
-		Uploads:      uploads,
-		Logger:       log,
+		AllowPrivate:   cfg.AllowPrivateSources,
+		Dirs:           cfg.SourceDirs,
+		MaxSize:        cfg.MaxSourceSize,
+		MaxUnsizedSize: cfg.MaxUnsizedSize,
+		MinRate:        cfg.MinSourceRate,
+		RateWindow:     cfg.SourceRateWindow,
+		PresignTTL:     presignTTL(cfg.TaskTimeout),
+		S3:             objects,
+		Uploads:        uploads,
+		Logger:         log,
 	})
 	if err != nil {
 		return err
@@ -96,6 +99,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	var (
 		store engine.Store
 		queue engine.Queue
+		ready []func(context.Context) error // besides ffmpeg and the data directory
 	)
 	switch cfg.Store {
 	case "memory":
@@ -128,6 +132,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 			return err
 		}
 		store, queue = db, q
+		ready = append(ready, db.Check)
+		go db.Watch(ctx, dbCheckEvery, log)
 	}
 
 	var eng *engine.Engine
@@ -182,7 +188,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		Files:     files,
 		PublicURL: cfg.PublicURL,
 		Logger:    log,
-		Ready:     readiness(runner, cfg.DataDir),
+		Ready:     readiness(runner, cfg.DataDir, ready...),
 		Uploads:   uploads,
 		Control:   ctl,
 	})
@@ -245,10 +251,19 @@ func dataDirError(dir string, err error) error {
 	return fmt.Errorf("data directory: %w", err)
 }
 
-// readiness checks that ffmpeg and ffprobe can be found and that the data
-// directory is writable.
-func readiness(r ffmpeg.Runner, dataDir string) func(context.Context) error {
+// dbCheckEvery is how often the SQLite database's file is checked: one
+// deleted under a running thumbd is logged within that time.
+const dbCheckEvery = 2 * time.Second
+
+// readiness checks that ffmpeg and ffprobe can be found, that the data
+// directory is writable, and then checks.
+func readiness(r ffmpeg.Runner, dataDir string, checks ...func(context.Context) error) func(context.Context) error {
 	return func(ctx context.Context) error {
+		for _, check := range checks {
+			if err := check(ctx); err != nil {
+				return err
+			}
+		}
 		for _, tool := range []string{r.FFmpeg, r.FFprobe} {
 			if _, err := exec.LookPath(tool); err != nil {
 				return fmt.Errorf("%s not found", tool)

@@ -38,6 +38,10 @@ type Config struct {
 	AllowPrivateSources bool     // sources may reach loopback, private and link-local addresses
 	SourceDirs          []string // directories file:// sources may come from; none: file:// is off
 	MaxSourceSize       int64    // bytes; 0: no limit
+	MaxUnsizedSize      int64    // bytes read at most from a source that does not say its size; 0: MaxSourceSize
+	MinSourceRate       int64    // bytes a second an origin must send, over SourceRateWindow; 0: no minimum
+	SourceRateWindow    time.Duration
+	S3RetryWindow       time.Duration // how long a failing S3 request is retried
 }
 
 // setting is one configuration knob: its flag, its environment variable,
@@ -148,6 +152,22 @@ func settings() []setting {
 			c.MaxSourceSize = n
 			return err
 		}},
+		{"max-unsized-source-size", "THUMBD_MAX_UNSIZED_SOURCE_SIZE", "1GiB", "most read from a source that does not say its size (a live stream, a server that never stops sending); 0: the same as -max-source-size", func(c *Config, v string) error {
+			n, err := parseSize(v)
+			c.MaxUnsizedSize = n
+			return err
+		}},
+		{"min-source-rate", "THUMBD_MIN_SOURCE_RATE", "16KiB", "slowest an origin may send, in bytes a second over -source-rate-window of waiting for it, like 16KiB; a slower source ends its task in error; 0: no minimum", func(c *Config, v string) error {
+			n, err := parseSize(v)
+			c.MinSourceRate = n
+			return err
+		}},
+		{"source-rate-window", "THUMBD_SOURCE_RATE_WINDOW", "1m", "how long an origin is measured against -min-source-rate", func(c *Config, v string) error {
+			return positive(v, &c.SourceRateWindow)
+		}},
+		{"s3-retry-window", "THUMBD_S3_RETRY_WINDOW", "1m", "how long a failing S3 request (a destination upload, an s3:// source) is retried, with backoff, before its task ends in error", func(c *Config, v string) error {
+			return positive(v, &c.S3RetryWindow)
+		}},
 	}
 }
 
@@ -184,6 +204,16 @@ func parseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("must be a size like 500MB or 20GiB, got %q", v)
 	}
 	return int64(f * mult), nil
+}
+
+// positive reads a duration above zero into d.
+func positive(v string, d *time.Duration) error {
+	n, err := time.ParseDuration(v)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("must be a duration above 0 like 30s or 2m, got %q", v)
+	}
+	*d = n
+	return nil
 }
 
 // duration returns a setter for a non-negative duration field.

@@ -21,7 +21,8 @@ func TestLoadConfig(t *testing.T) {
 		Addr: "127.0.0.1:8080", DataDir: "./thumbd-data", Workers: runtime.NumCPU(), Accuracy: ffmpeg.AccuracyExact,
 		S3HTTPHosts: []string{"localhost", "127.0.0.1", "::1"}, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
 		LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second,
-		MaxSourceSize: 20 << 30,
+		MaxSourceSize: 20 << 30, MaxUnsizedSize: 1 << 30, MinSourceRate: 16 << 10, SourceRateWindow: time.Minute,
+		S3RetryWindow: time.Minute,
 		Store:         "sqlite", Retention: 24 * time.Hour, TaskTimeout: time.Hour, CallbackRetry: time.Minute,
 	}
 	with := func(f func(c *Config)) Config {
@@ -84,6 +85,19 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad size unit", env: map[string]string{"THUMBD_MAX_SOURCE_SIZE": "2 lots"}, wantErr: "THUMBD_MAX_SOURCE_SIZE"},
 		{name: "negative size", args: []string{"-max-source-size", "-1"}, wantErr: "-max-source-size"},
 		{name: "bad task timeout", env: map[string]string{"THUMBD_TASK_TIMEOUT": "forever"}, wantErr: "THUMBD_TASK_TIMEOUT"},
+		{
+			name: "resource limits",
+			env: map[string]string{
+				"THUMBD_MAX_UNSIZED_SOURCE_SIZE": "200MiB", "THUMBD_MIN_SOURCE_RATE": "64K",
+				"THUMBD_SOURCE_RATE_WINDOW": "30s", "THUMBD_S3_RETRY_WINDOW": "5m",
+			},
+			args: []string{"-min-source-rate", "0"},
+			want: with(func(c *Config) {
+				c.MaxUnsizedSize, c.MinSourceRate, c.SourceRateWindow, c.S3RetryWindow = 200<<20, 0, 30*time.Second, 5*time.Minute
+			}),
+		},
+		{name: "zero rate window", env: map[string]string{"THUMBD_SOURCE_RATE_WINDOW": "0s"}, wantErr: "THUMBD_SOURCE_RATE_WINDOW"},
+		{name: "bad s3 retry window", args: []string{"-s3-retry-window", "a while"}, wantErr: "-s3-retry-window"},
 		{
 			name: "accuracy flag over the environment",
 			env:  map[string]string{"THUMBD_ACCURACY": "keyframe"},
