@@ -38,7 +38,11 @@ func TestControlPlane(t *testing.T) {
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, "ctl")
 	src := serveTestdata(t) + "/clip.mp4"
-	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.TestAPI = true; c.CallbackRetry = 5 * time.Second; c.S3RetryWindow = 2 * time.Second }))
+	th := runThumbd(t, testConfig(t, func(c *app.Config) {
+		c.TestAPI = true
+		c.CallbackRetry = 5 * time.Second
+		c.S3RetryWindow = 2 * time.Second
+	}))
 	base := th.base
 	ctl := func(t *testing.T, path string, form url.Values) {
 		t.Helper()
