@@ -1,12 +1,16 @@
 package ffmpeg
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -91,13 +95,6 @@ type probeJSON struct {
 	} `json:"format"`
 }
 
-type packetsJSON struct {
-	Packets []struct {
-		PTS      string `json:"pts_time"`
-		Duration string `json:"duration_time"`
-	} `json:"packets"`
-}
-
 // ProbeArgs builds the ffprobe invocation that describes src's streams.
 func ProbeArgs(src string) []string {
 	args := []string{"-hide_banner", "-v", "error", "-of", "json",
@@ -106,12 +103,13 @@ func ProbeArgs(src string) []string {
 }
 
 // TailPacketsArgs builds the ffprobe invocation that lists the video
-// packets from about `from` to the end of src, to find the last frame.
+// packets from about `from` to the end of src, to find the last frame: one
+// presentation time a line.
 func TailPacketsArgs(src string, stream int, from time.Duration) []string {
-	args := []string{"-hide_banner", "-v", "error", "-of", "json",
+	args := []string{"-hide_banner", "-v", "error", "-of", "csv=p=0",
 		"-select_streams", strconv.Itoa(stream),
 		"-read_intervals", FormatSeconds(from) + "%",
-		"-show_entries", "packet=pts_time,duration_time"}
+		"-show_entries", "packet=pts_time"}
 	return append(args, InputArgs(src)...)
 }
 
@@ -239,26 +237,39 @@ func still(format string) bool {
 }
 
 // lastPTS returns the largest packet presentation time of the stream from
-// `from` on.
+// `from` on. It reads ffprobe's lines as they come and keeps only the
+// largest, so that its memory stays flat however many packets there are:
+// a source without an end is read until the source's own limit stops it.
 func (r Runner) lastPTS(ctx context.Context, src string, stream int, from time.Duration) (time.Duration, bool) {
-	out, _, err := r.run(ctx, r.FFprobe, TailPacketsArgs(src, stream, from))
+	cmd := exec.CommandContext(ctx, r.FFprobe, TailPacketsArgs(src, stream, from)...)
+	cmd.Stderr = io.Discard // a failure is reported as not found
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 3 * time.Second
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return 0, false
 	}
-	var pk packetsJSON
-	if json.Unmarshal(out, &pk) != nil {
+	if err := cmd.Start(); err != nil {
 		return 0, false
 	}
 	var last time.Duration
 	found := false
-	for _, p := range pk.Packets {
-		if p.PTS == "" || p.PTS == "N/A" {
-			continue
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 4096), 64<<10)
+	for sc.Scan() {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(sc.Text()), ","), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			continue // N/A
 		}
-		t := parseSeconds(p.PTS)
-		if !found || t > last {
+		if t := seconds(f); !found || t > last {
 			last, found = t, true
 		}
+	}
+	if sc.Err() != nil {
+		_ = cmd.Process.Kill()
+	}
+	if err := cmd.Wait(); err != nil || sc.Err() != nil {
+		return 0, false
 	}
 	return last, found
 }

@@ -108,12 +108,12 @@ func TestProbeFakeFFprobe(t *testing.T) {
 	probe := func(streams ...string) string {
 		return `{"streams":[` + strings.Join(streams, ",") + `],"format":{"format_name":"mov,mp4","start_time":"0.000000","duration":"10.000000","size":"1234"}}`
 	}
-	packets := func(pts ...string) string {
-		var ps []string
+	packets := func(pts ...string) string { // as -of csv=p=0 prints them
+		var b strings.Builder
 		for _, p := range pts {
-			ps = append(ps, `{"pts_time":"`+p+`","duration_time":"0.040000"}`)
+			b.WriteString(p + "\n")
 		}
-		return `{"packets":[` + strings.Join(ps, ",") + `]}`
+		return b.String() + "N/A\n"
 	}
 	cover := `{"index":0,"codec_type":"video","codec_name":"mjpeg","width":300,"height":300,"disposition":{"attached_pic":1}}`
 	audio := `{"index":0,"codec_type":"audio","codec_name":"aac","start_time":"0.000000","duration":"10.000000"}`
