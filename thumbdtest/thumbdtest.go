@@ -273,8 +273,9 @@ func (s *Server) FailTask(f TaskFault) (int, error) {
 }
 
 // FailDestinations makes the next times uploads to S3 destinations get
-// HTTP status code (0: 503). thumbd retries an upload 5 times, then fails
-// the task naming the destination.
+// HTTP status code (0: 503). thumbd retries an upload for its S3 retry
+// window (app.Config.S3RetryWindow), then fails the task naming the
+// destination.
 func (s *Server) FailDestinations(times, code int) error {
 	return s.post("fail/destination", timesCode(times, code), nil)
 }
