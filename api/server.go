@@ -1,7 +1,9 @@
 // Package api serves Qencode's transcoding API on top of the engine: form
 // and JSON decoding, numbers that arrive as strings, the {"query": {...}}
-// wrapper, error codes and messages, status JSON and the URLs built from the
-// public base URL. Nothing outside this package knows a Qencode field name.
+// wrapper, error codes and messages, and the URLs built from the public
+// base URL. The status JSON, which callbacks post too, is rendered by
+// package api/wire. Nothing outside api and api/wire knows a Qencode field
+// name.
 //
 // Every reply is HTTP 200 with a JSON body whose integer "error" is 0 on
 // success: Qencode's Node SDK retries any non-2xx reply for a minute.
@@ -25,6 +27,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/thumbd/thumbd/api/wire"
 	"github.com/thumbd/thumbd/engine"
 )
 
@@ -56,6 +59,10 @@ type Config struct {
 	Uploads http.Handler
 	// Control, when set, serves the test-control plane under /_thumbd/.
 	Control *Control
+	// PollStatus, when set, is how /v1/status reads a task instead of
+	// Engine.Status: the test-control plane hangs its holds on here
+	// (testcontrol.Plane.WatchStatus), only when the test API is on.
+	PollStatus func(ctx context.Context, taskToken string) (engine.Snapshot, error)
 }
 
 // Server is the HTTP face of thumbd.
@@ -263,27 +270,28 @@ func (s *Server) status(r *http.Request, form url.Values) (any, error) {
 		return nil, errorf(codeBadTokens, "task_tokens is required: give one or more task tokens")
 	}
 	base := s.base(r)
-	reply := statusReply{Statuses: map[string]*statusJSON{}}
+	reply := statusReply{Statuses: map[string]*wire.Status{}}
 	for _, t := range tokens {
-		snap, err := s.cfg.Engine.Status(r.Context(), t)
-		if err == nil && s.cfg.Control != nil {
-			if s.cfg.Control.Plane.Settle(r.Context(), t, snap.State) {
-				snap, err = s.cfg.Engine.Status(r.Context(), t)
-			}
-			if err == nil {
-				s.cfg.Control.Plane.Polled(t, snap.State)
-			}
-		}
+		snap, err := s.pollStatus(r.Context(), t)
 		if errors.Is(err, engine.ErrTokenNotFound) || errors.Is(err, engine.ErrBadToken) {
-			reply.Statuses[t] = unknownStatus(base)
+			reply.Statuses[t] = wire.UnknownStatus(base)
 			continue
 		}
 		if err != nil {
 			return nil, err // error 1: the client polls again
 		}
-		reply.Statuses[t] = toStatusJSON(t, snap, base)
+		reply.Statuses[t] = wire.TaskStatus(snap, base)
 	}
 	return reply, nil
+}
+
+// pollStatus reads a task for /v1/status: through Config.PollStatus when
+// set, else from the engine.
+func (s *Server) pollStatus(ctx context.Context, token string) (engine.Snapshot, error) {
+	if s.cfg.PollStatus != nil {
+		return s.cfg.PollStatus(ctx, token)
+	}
+	return s.cfg.Engine.Status(ctx, token)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -337,8 +345,6 @@ func contentType(name string) string {
 	}
 	return ""
 }
-
-func pathEscape(s string) string { return url.PathEscape(s) }
 
 // logRequests logs each request's method, path, status and time; never its
 // form values, which carry keys and tokens.

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -140,57 +139,5 @@ func TestRefuseUnsupported(t *testing.T) {
 				t.Errorf("error %d %q, want 14 %q", e.Code, e.Message, tc.msg)
 			}
 		})
-	}
-}
-
-func TestVideoStatusJSON(t *testing.T) {
-	snap := engine.Snapshot{State: engine.StateCompleted, Percent: 100, Videos: []engine.Video{
-		{Output: 0, N: 0, Format: "mp4", UserTag: "360p",
-			Location: storage.Location{Type: "custom_s3", URL: "s3://127.0.0.1:7070/qencode3/test/test_mini.mp4", Host: "127.0.0.1", Port: 7070, Bucket: "qencode3", Key: "test/test_mini.mp4"},
-			Size:     1 << 20, Duration: 20 * time.Second, Bitrate: 420,
-			Meta: engine.VideoMeta{Width: 360, Height: 240, FrameRate: engine.Rate{Num: 30000, Den: 1001}, VideoBitrate: 350, DAR: "3:2", SAR: "1:1", VideoCodec: "h264", AudioCodec: "aac"}},
-		{Output: 3, N: 1, Format: "webm", Location: storage.Location{Type: "local", Key: "tok/video-3.webm"}},
-	}}
-	b, err := json.Marshal(toStatusJSON("tok", snap, "http://thumbd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got struct {
-		Videos []map[string]any `json:"videos"`
-	}
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	if len(got.Videos) != 2 {
-		t.Fatalf("videos: %s", b)
-	}
-	v := got.Videos[0]
-	meta, ok := v["meta"].(map[string]any)
-	if !ok {
-		t.Fatalf("meta is %T, want an object: %s", v["meta"], b)
-	}
-	wantMeta := map[string]any{"width": 360.0, "height": 240.0, "resolution_width": 360.0, "resolution_height": 240.0, "resolution": 240.0,
-		"framerate": "29.97", "bitrate": 350.0, "dar": "3:2", "sar": "1:1", "video_codec": "h264", "audio_codec": "aac"}
-	for k, w := range wantMeta {
-		if meta[k] != w {
-			t.Errorf("meta.%s = %#v, want %#v", k, meta[k], w)
-		}
-	}
-	want := map[string]any{"tag": "video-0-0", "user_tag": "360p", "url": "s3://127.0.0.1:7070/qencode3/test/test_mini.mp4",
-		"size": 1.0, "bitrate": 420.0, "duration": 20.0, "profile": nil}
-	for k, w := range want {
-		if v[k] != w {
-			t.Errorf("%s = %#v, want %#v", k, v[k], w)
-		}
-	}
-	st := v["storage"].(map[string]any)
-	if st["format"] != "mp4" || st["bucket"] != "qencode3" || st["key"] != "test/test_mini.mp4" || st["port"] != 7070.0 || st["type"] != "custom_s3" {
-		t.Errorf("storage %v", st)
-	}
-	if v := got.Videos[1]; v["tag"] != "video-3-1" || v["url"] != "http://thumbd/storage/tok/video-3.webm" || v["user_tag"] != nil {
-		t.Errorf("kept video: %v", v)
-	}
-	if b, _ := json.Marshal(unknownStatus("http://thumbd")); !strings.Contains(string(b), `"videos":[]`) {
-		t.Errorf("unknown status: %s", b)
 	}
 }

@@ -3,11 +3,11 @@
 // engine.Notifier: Notify returns at once and delivery runs on goroutines
 // of its own, in order for each task (queued before saved), retried with
 // backoff for a bounded time. A receiver that keeps failing gets the task a
-// warning; the task is not held back. Every delivery is recorded for the
-// test-control plane's inspector.
+// warning, through the Warner it is given; the task is not held back. Every
+// delivery is recorded for the test-control plane's inspector.
 //
-// What the form holds is not this package's business: a Render function,
-// built by package api, turns an event into its fields.
+// The form is Qencode's, rendered by package api/wire: its status field is
+// the object /v1/status returns for the task.
 package callback
 
 import (
@@ -22,15 +22,24 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thumbd/thumbd/api/wire"
 	"github.com/thumbd/thumbd/engine"
 )
 
+// Warner adds a warning to a task. *engine.Engine implements it, and so
+// does engine.TaskWarnings, which needs only the engine's Store.
+type Warner interface {
+	AddWarning(ctx context.Context, taskToken string, w engine.Warning) error
+}
+
 // Config configures a Notifier.
 type Config struct {
-	// Render turns an event into the form fields to post. Required.
-	Render func(engine.Event) (url.Values, error)
-	// Warn adds a warning to a task (engine.Engine.AddWarning).
-	Warn func(ctx context.Context, token string, w engine.Warning) error
+	// Base is the public URL of this server, for the status_url and the
+	// URLs of kept files in the status a callback carries.
+	Base string
+	// Warnings gets the warning of a task whose callback could not be
+	// delivered; nil: none is recorded.
+	Warnings Warner
 	// Client sends the requests; default: one with a 10 s timeout.
 	Client *http.Client
 	// RetryFor bounds how long a failing delivery is retried; default 1 min.
@@ -125,7 +134,7 @@ func (n *Notifier) Notify(_ context.Context, ev engine.Event) {
 	if ev.Spec.CallbackURL == "" {
 		return
 	}
-	fields, err := n.cfg.Render(ev)
+	fields, err := wire.CallbackForm(ev, n.cfg.Base)
 	if err != nil {
 		n.log.Error("rendering a callback", "task", engine.Redact(ev.Token), "event", ev.Kind, "err", err)
 		return
@@ -200,11 +209,11 @@ func (n *Notifier) deliver(p *pending) {
 	d.Done = true
 	current := p.gen == n.gen
 	n.mu.Unlock()
-	if !current || n.cfg.Warn == nil {
+	if !current || n.cfg.Warnings == nil {
 		return
 	}
 	w := engine.Warning{Message: WarningMessage, Details: "Error sending callback to " + d.URL + sep(d.Code) + last}
-	if err := n.cfg.Warn(context.Background(), d.TaskToken, w); err != nil && !errors.Is(err, engine.ErrTokenNotFound) {
+	if err := n.cfg.Warnings.AddWarning(context.Background(), d.TaskToken, w); err != nil && !errors.Is(err, engine.ErrTokenNotFound) {
 		n.log.Error("recording a callback warning", "task", engine.Redact(d.TaskToken), "err", err)
 	}
 }

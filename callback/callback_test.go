@@ -49,16 +49,12 @@ func newReceiver(t *testing.T, codes ...int) (*receiver, string) {
 	return r, srv.URL + "/hook?secret=s"
 }
 
-func render(ev engine.Event) (url.Values, error) {
-	return url.Values{"task_token": {ev.Token}, "event": {string(ev.Kind)}}, nil
-}
-
 type warnings struct {
 	mu sync.Mutex
 	ws map[string][]engine.Warning
 }
 
-func (w *warnings) add(_ context.Context, token string, wa engine.Warning) error {
+func (w *warnings) AddWarning(_ context.Context, token string, wa engine.Warning) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.ws == nil {
@@ -125,7 +121,7 @@ func TestDelivery(t *testing.T) {
 			var w warnings
 			var mu sync.Mutex
 			faults := tt.fault
-			n := callback.New(callback.Config{Render: render, Warn: w.add, RetryFor: 250 * time.Millisecond, Backoff: 50 * time.Millisecond,
+			n := callback.New(callback.Config{Warnings: &w, RetryFor: 250 * time.Millisecond, Backoff: 50 * time.Millisecond,
 				Fault: func() (int, bool) {
 					mu.Lock()
 					defer mu.Unlock()
@@ -178,7 +174,7 @@ func TestDelivery(t *testing.T) {
 func TestOrderPerTask(t *testing.T) {
 	slow, slowURL := newReceiver(t, 500, 500, 200)
 	fast, fastURL := newReceiver(t, 200)
-	n := callback.New(callback.Config{Render: render, RetryFor: 5 * time.Second, Backoff: 100 * time.Millisecond})
+	n := callback.New(callback.Config{RetryFor: 5 * time.Second, Backoff: 100 * time.Millisecond})
 	defer n.Close(context.Background())
 	a, b := strings.Repeat("a", 32), strings.Repeat("b", 32)
 	n.Notify(context.Background(), event(a, engine.EventQueued, slowURL))
@@ -201,7 +197,7 @@ func TestOrderPerTask(t *testing.T) {
 }
 
 func TestNoURLNoDelivery(t *testing.T) {
-	n := callback.New(callback.Config{Render: render})
+	n := callback.New(callback.Config{})
 	n.Notify(context.Background(), event(strings.Repeat("a", 32), engine.EventQueued, ""))
 	if err := n.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -213,7 +209,7 @@ func TestNoURLNoDelivery(t *testing.T) {
 
 func TestClear(t *testing.T) {
 	_, u := newReceiver(t, 200)
-	n := callback.New(callback.Config{Render: render})
+	n := callback.New(callback.Config{})
 	defer n.Close(context.Background())
 	n.Notify(context.Background(), event(strings.Repeat("a", 32), engine.EventQueued, u))
 	settle(t, n, 1)

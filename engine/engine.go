@@ -40,7 +40,7 @@ type Config struct {
 	Objects  ObjectStore
 	Files    FileStore
 	Store    Store    // default: a MemoryStore
-	Queue    Queue    // default: a MemoryQueue of 4096 tasks
+	Queue    Queue    // default: a MemoryQueue of 4096 tasks, Workers at a time
 	Notifier Notifier // told of task events (callbacks); may be nil
 	Gate     Gate     // may hold or fail a task as it changes state; may be nil
 	// Retention is how long a task is kept after it ends, with the files
@@ -137,7 +137,7 @@ func New(cfg Config) *Engine {
 		cfg.Store = NewMemoryStore()
 	}
 	if cfg.Queue == nil {
-		cfg.Queue = NewMemoryQueue(4096)
+		cfg.Queue = NewMemoryQueue(4096, cfg.Workers)
 	}
 	return &Engine{
 		cfg:      cfg,
@@ -292,7 +292,19 @@ func (e *Engine) Status(ctx context.Context, taskToken string) (Snapshot, error)
 // AddWarning adds a warning to a task, for problems found outside the
 // engine (a callback that could not be delivered).
 func (e *Engine) AddWarning(ctx context.Context, taskToken string, w Warning) error {
-	return e.store.UpdateTask(ctx, taskToken, func(r *TaskRecord) error {
+	return TaskWarnings{Store: e.store}.AddWarning(ctx, taskToken, w)
+}
+
+// TaskWarnings adds warnings to the tasks of a Store, as Engine.AddWarning
+// does. It lets what the engine notifies (callbacks) report back to a task
+// without holding the Engine: it is built before the Engine, from the Store
+// they share, so that components are wired in one direction.
+type TaskWarnings struct{ Store Store }
+
+// AddWarning adds a warning to a task; a task the store does not know
+// gives ErrTokenNotFound.
+func (t TaskWarnings) AddWarning(ctx context.Context, taskToken string, w Warning) error {
+	return t.Store.UpdateTask(ctx, taskToken, func(r *TaskRecord) error {
 		r.Snap.Warnings = append(r.Snap.Warnings, w)
 		return nil
 	})
@@ -317,7 +329,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var sweeper sync.WaitGroup
 	sweeper.Go(func() { e.sweepLoop(sweepCtx) })
-	err := e.queue.Run(ctx, e.cfg.Workers, e.runTask)
+	err := e.queue.Run(ctx, e.runTask)
 	stopSweep()
 	sweeper.Wait()
 	e.mu.Lock()

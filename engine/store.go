@@ -54,14 +54,14 @@ type Store interface {
 type Queue interface {
 	// Enqueue adds a task to the queue.
 	Enqueue(ctx context.Context, token string) error
-	// Run calls work for queued tasks, at most workers at a time, until
-	// ctx ends. Then it takes no new task, lets the calls under way run for
+	// Run calls work for queued tasks, as many at a time as the queue was
+	// built to run, until ctx ends. Then it takes no new task, lets the calls under way run for
 	// the grace period it was built with, cancels their context and waits
 	// for them to return. A task whose work returned an error wrapping
 	// ErrInterrupted stays queued; a queue may try again, later, a task
 	// whose work returned any other error. A work context whose deadline
 	// passed (the queue's time limit for one task) ends the task in error.
-	Run(ctx context.Context, workers int, work func(ctx context.Context, token string) error) error
+	Run(ctx context.Context, work func(ctx context.Context, token string) error) error
 	// Purge forgets every task that waits in the queue. Tasks under way
 	// are not stopped.
 	Purge(ctx context.Context) error
@@ -203,9 +203,10 @@ func (m *MemoryStore) Reset(_ context.Context) ([]string, error) {
 // MemoryQueue is a Queue held in memory: what it holds is lost when the
 // process ends.
 type MemoryQueue struct {
-	ch    chan string
-	mu    sync.Mutex
-	known map[string]bool // queued or running: Enqueue ignores them
+	ch      chan string
+	workers int // tasks run at once
+	mu      sync.Mutex
+	known   map[string]bool // queued or running: Enqueue ignores them
 
 	// Grace is how long Run lets the work under way go on after its
 	// context ends before it cancels it; 0 cancels it at once.
@@ -214,9 +215,10 @@ type MemoryQueue struct {
 	Timeout time.Duration
 }
 
-// NewMemoryQueue returns a queue that holds up to size tasks.
-func NewMemoryQueue(size int) *MemoryQueue {
-	return &MemoryQueue{ch: make(chan string, size), known: map[string]bool{}}
+// NewMemoryQueue returns a queue that holds up to size tasks and runs up
+// to workers of them at once (at least one).
+func NewMemoryQueue(size, workers int) *MemoryQueue {
+	return &MemoryQueue{ch: make(chan string, size), workers: max(1, workers), known: map[string]bool{}}
 }
 
 // Enqueue implements Queue; it fails with ErrBusy when the queue is full.
@@ -244,7 +246,7 @@ func (q *MemoryQueue) forget(token string) {
 
 // Run implements Queue. A task whose work fails with an error other than
 // ErrInterrupted is not tried again.
-func (q *MemoryQueue) Run(ctx context.Context, workers int, work func(ctx context.Context, token string) error) error {
+func (q *MemoryQueue) Run(ctx context.Context, work func(ctx context.Context, token string) error) error {
 	workCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() {
@@ -257,7 +259,7 @@ func (q *MemoryQueue) Run(ctx context.Context, workers int, work func(ctx contex
 	})
 	defer stop()
 	var wg sync.WaitGroup
-	for range workers {
+	for range q.workers {
 		wg.Go(func() {
 			for {
 				select {

@@ -130,9 +130,9 @@ func (q *Queue[TTx]) Enqueue(ctx context.Context, token string) error {
 }
 
 // Run implements engine.Queue: it starts River's client and returns once
-// it has stopped after ctx ended. workers is ignored: Options.Workers sets
-// the number of tasks run at once.
-func (q *Queue[TTx]) Run(ctx context.Context, workers int, work func(ctx context.Context, token string) error) error {
+// it has stopped after ctx ended. Options.Workers is how many tasks it runs
+// at once.
+func (q *Queue[TTx]) Run(ctx context.Context, work func(ctx context.Context, token string) error) error {
 	q.work.Store(&work)
 	if err := q.client.Start(ctx); err != nil {
 		if ctx.Err() != nil {

@@ -72,7 +72,7 @@ func (r *recorder) wait(t *testing.T, n int) []string {
 func run(q engine.Queue, work func(context.Context, string) error) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { q.Run(ctx, 1, work); close(done) }()
+	go func() { q.Run(ctx, work); close(done) }()
 	return func() { cancel(); <-done }
 }
 

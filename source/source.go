@@ -58,10 +58,10 @@ type Presigner interface {
 // implements it.
 type Uploads interface {
 	// Find reports whether task has an upload with this id, finished or not.
-	Find(task, id string) error
+	Find(ctx context.Context, task, id string) error
 	// Open returns the finished upload id of task, or an error that says
 	// why it cannot be read (unknown, unfinished).
-	Open(task, id string) (*os.File, error)
+	Open(ctx context.Context, task, id string) (*os.File, error)
 	// Remove deletes the uploads of task.
 	Remove(task string) error
 }
@@ -253,7 +253,7 @@ func (g *Gateway) Check(ctx context.Context, task, raw string) error {
 		if err != nil {
 			return err
 		}
-		return g.cfg.Uploads.Find(task, id)
+		return g.cfg.Uploads.Find(ctx, task, id)
 	default:
 		return fmt.Errorf("scheme %q is not supported (use http, https, s3, tus or file)", u.Scheme)
 	}
@@ -311,7 +311,7 @@ func (g *Gateway) Open(ctx context.Context, task, raw string) (engine.OpenSource
 		if err != nil {
 			return nil, fmt.Errorf("the source %v", err)
 		}
-		f, err := g.cfg.Uploads.Open(task, id)
+		f, err := g.cfg.Uploads.Open(ctx, task, id)
 		if err != nil {
 			return nil, err
 		}

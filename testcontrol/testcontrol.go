@@ -7,13 +7,14 @@
 // each state, and it blocks the task while a hold applies to the state the
 // task is in, or fails it when a fault is set for the state it enters.
 //
-// Holds make polling deterministic: a status read of a task that is on its
-// way to a stop (bound for a hold on a later state, or let go by the poll
-// that used up a hold or by a release) waits, up to SettleTimeout, until
-// the task has stopped at its next hold or ended; a queued task that no
-// worker takes within PickupTimeout (every worker is busy) reads queued. So a client polling a
-// task with holds of one poll on queued and encoding sees queued, then
-// encoding, then completed, whatever the machine's speed.
+// Holds make polling deterministic: a status read (WatchStatus wraps the
+// API's) of a task that is on its way to a stop (bound for a hold on a
+// later state, or let go by the poll that used up a hold or by a release)
+// waits, up to SettleTimeout, until the task has stopped at its next hold
+// or ended; a queued task that no worker takes within PickupTimeout (every
+// worker is busy) reads queued. So a client polling a task with holds of
+// one poll on queued and encoding sees queued, then encoding, then
+// completed, whatever the machine's speed.
 package testcontrol
 
 import (
@@ -273,6 +274,28 @@ func (p *Plane) Ended(token string) {
 	t := p.task(token)
 	t.moving, t.ended = false, true
 	p.broadcast()
+}
+
+// StatusFunc reads a task's status: engine.Engine.Status.
+type StatusFunc func(ctx context.Context, token string) (engine.Snapshot, error)
+
+// WatchStatus wraps how the API's /v1/status reads a task, so that holds
+// make polling deterministic: each read of a task that exists is settled
+// (see Settle), read again if the task moved on, and counted (see Polled).
+func (p *Plane) WatchStatus(status StatusFunc) StatusFunc {
+	return func(ctx context.Context, token string) (engine.Snapshot, error) {
+		snap, err := status(ctx, token)
+		if err != nil {
+			return snap, err
+		}
+		if p.Settle(ctx, token, snap.State) {
+			if snap, err = status(ctx, token); err != nil {
+				return snap, err
+			}
+		}
+		p.Polled(token, snap.State)
+		return snap, nil
+	}
 }
 
 // Observe wraps a Notifier (nil for none) so that the plane learns when

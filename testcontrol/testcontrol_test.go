@@ -46,14 +46,17 @@ func (f *fakeTask) run(ctx context.Context, p *testcontrol.Plane, token string) 
 	p.Ended(token)
 }
 
-// poll reads the task's state as the status method does.
+// poll reads the task's state as the status method does: through
+// WatchStatus.
 func poll(p *testcontrol.Plane, f *fakeTask, token string) engine.State {
-	st := f.get()
-	if p.Settle(context.Background(), token, st) {
-		st = f.get()
+	read := p.WatchStatus(func(context.Context, string) (engine.Snapshot, error) {
+		return engine.Snapshot{State: f.get()}, nil
+	})
+	snap, err := read(context.Background(), token)
+	if err != nil {
+		panic(err) // the fake never fails
 	}
-	p.Polled(token, st)
-	return st
+	return snap.State
 }
 
 var tok = strings.Repeat("a", 32)

@@ -139,8 +139,8 @@ func validFileID(s string) bool { return engine.ValidToken(s) }
 var ErrNotFound = errors.New("no upload with this id")
 
 // Find reports whether task has an upload with id, finished or not.
-func (s *Server) Find(task, id string) error {
-	if _, err := s.info(task, id); err != nil {
+func (s *Server) Find(ctx context.Context, task, id string) error {
+	if _, err := s.info(ctx, task, id); err != nil {
 		return err
 	}
 	return nil
@@ -148,8 +148,8 @@ func (s *Server) Find(task, id string) error {
 
 // Open returns the finished upload id of task. Another task's upload is
 // not found.
-func (s *Server) Open(task, id string) (*os.File, error) {
-	info, err := s.info(task, id)
+func (s *Server) Open(ctx context.Context, task, id string) (*os.File, error) {
+	info, err := s.info(ctx, task, id)
 	if err != nil {
 		return nil, err
 	}
@@ -162,18 +162,18 @@ func (s *Server) Open(task, id string) (*os.File, error) {
 	return os.Open(filepath.Join(s.dir, task, id))
 }
 
-func (s *Server) info(task, id string) (tusd.FileInfo, error) {
+func (s *Server) info(ctx context.Context, task, id string) (tusd.FileInfo, error) {
 	if !engine.ValidToken(task) || !validFileID(id) {
 		return tusd.FileInfo{}, fmt.Errorf("tus:%s: %w for this task (the id is the last part of the upload's URL, and an upload is usable only by the task it was made for)", id, ErrNotFound)
 	}
-	up, err := s.store.GetUpload(context.Background(), task+"/"+id)
+	up, err := s.store.GetUpload(ctx, task+"/"+id)
 	if err != nil {
 		if errors.Is(err, tusd.ErrNotFound) {
 			return tusd.FileInfo{}, fmt.Errorf("tus:%s: %w for this task (the id is the last part of the upload's URL, and an upload is usable only by the task it was made for)", id, ErrNotFound)
 		}
 		return tusd.FileInfo{}, fmt.Errorf("tus:%s: %v", id, err)
 	}
-	return up.GetInfo(context.Background())
+	return up.GetInfo(ctx)
 }
 
 // Remove deletes every upload of task.
@@ -218,7 +218,8 @@ func (s *Server) Sweep(age time.Duration) (int, error) {
 	return n, nil
 }
 
-// SweepEvery runs Sweep(age) every interval until ctx ends.
+// SweepEvery runs Sweep(age) every interval until ctx ends, and returns
+// then: run it on a goroutine its owner waits for.
 func (s *Server) SweepEvery(ctx context.Context, interval, age time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

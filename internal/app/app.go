@@ -71,7 +71,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	if err != nil {
 		return err
 	}
-	go uploads.SweepEvery(ctx, time.Hour, uploadMaxAge)
 	if cfg.AllowPrivateSources {
 		log.Warn("THUMBD_ALLOW_PRIVATE_SOURCES is on: sources may reach loopback, private and link-local addresses. Keep it off on a service others can use.")
 	}
@@ -103,7 +102,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	)
 	switch cfg.Store {
 	case "memory":
-		q := engine.NewMemoryQueue(4096)
+		q := engine.NewMemoryQueue(4096, cfg.Workers)
 		q.Grace, q.Timeout = cfg.ShutdownTimeout, queueTimeout(cfg.TaskTimeout)
 		store, queue = engine.NewMemoryStore(), q
 	case "postgres":
@@ -136,10 +135,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		go db.Watch(ctx, dbCheckEvery, log)
 	}
 
-	var eng *engine.Engine
+	// Events go one way: the engine tells callbacks of them, and a callback
+	// that keeps failing warns its task through the store they share.
 	cbCfg := callback.Config{
-		Render:   api.CallbackForm(func() string { return base }),
-		Warn:     func(ctx context.Context, token string, w engine.Warning) error { return eng.AddWarning(ctx, token, w) },
+		Base:     base,
+		Warnings: engine.TaskWarnings{Store: store},
 		RetryFor: cfg.CallbackRetry,
 		Logger:   log,
 	}
@@ -150,22 +150,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	var (
 		notifier engine.Notifier = callbacks
 		gate     engine.Gate
-		ctl      *api.Control
 	)
 	if plane != nil {
 		notifier, gate = plane.Observe(callbacks), plane
-		ctl = &api.Control{
-			Plane: plane,
-			Reset: func(ctx context.Context) error {
-				err := eng.Reset(ctx)
-				plane.Clear()
-				callbacks.Clear()
-				return err
-			},
-			Callbacks: callbacks.Deliveries,
-		}
 	}
-	eng = engine.New(engine.Config{
+	eng := engine.New(engine.Config{
 		APIKeys:   cfg.APIKeys,
 		Workers:   cfg.Workers,
 		WorkDir:   filepath.Join(cfg.DataDir, "work"),
@@ -183,23 +172,45 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		Sources:     sources,
 		TaskTimeout: cfg.TaskTimeout,
 	})
-	srv := api.New(api.Config{
+	apiCfg := api.Config{
 		Engine:    eng,
 		Files:     files,
 		PublicURL: cfg.PublicURL,
 		Logger:    log,
 		Ready:     readiness(runner, cfg.DataDir, ready...),
 		Uploads:   uploads,
-		Control:   ctl,
-	})
+	}
+	if plane != nil {
+		// The test-control plane hangs on from outside: its routes, and
+		// its holds on the status reads of /v1/status.
+		apiCfg.Control = &api.Control{
+			Plane: plane,
+			Reset: func(ctx context.Context) error {
+				err := eng.Reset(ctx)
+				plane.Clear()
+				callbacks.Clear()
+				return err
+			},
+			Callbacks: callbacks.Deliveries,
+		}
+		apiCfg.PollStatus = plane.WatchStatus(eng.Status)
+	}
+	httpSrv := &http.Server{Handler: api.New(apiCfg).Handler(), ReadHeaderTimeout: 10 * time.Second}
 
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Every goroutine started here ends with a context of Run's and is
+	// waited for before Run returns.
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
-	engDone := make(chan error, 1)
-	go func() { engDone <- eng.Run(engCtx) }()
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- httpSrv.Serve(ln) }()
+	var engErr error
+	engDone := make(chan struct{})
+	go func() { defer close(engDone); engErr = eng.Run(engCtx) }()
+	var srvErr error
+	srvDone := make(chan struct{})
+	go func() { defer close(srvDone); srvErr = httpSrv.Serve(ln) }()
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	sweepDone := make(chan struct{})
+	go func() { defer close(sweepDone); uploads.SweepEvery(sweepCtx, time.Hour, uploadMaxAge) }()
 	log.Info("thumbd listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "data_dir", cfg.DataDir,
 		"workers", cfg.Workers, "store", cfg.Store, "test_api", cfg.TestAPI)
 	if listening != nil {
@@ -207,12 +218,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	}
 
 	select {
-	case err = <-srvDone:
-	case err = <-engDone:
+	case <-srvDone:
+		err = srvErr
+	case <-engDone:
+		err = engErr
 		if err == nil {
 			err = errors.New("the engine stopped")
 		}
-		engDone <- nil
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: no new requests or tasks; running tasks may finish", "timeout", cfg.ShutdownTimeout)
@@ -221,16 +233,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	defer cancel()
 	httpDone := make(chan struct{})
 	go func() {
+		defer close(httpDone)
 		if shErr := httpSrv.Shutdown(shCtx); shErr != nil {
 			log.Warn("http shutdown", "err", shErr)
 		}
-		close(httpDone)
 	}()
 	stopEngine()
-	if engErr := <-engDone; engErr != nil && err == nil {
+	stopSweep()
+	<-engDone
+	if engErr != nil && err == nil {
 		err = engErr
 	}
 	<-httpDone
+	<-srvDone
+	<-sweepDone
 	if cbErr := callbacks.Close(shCtx); cbErr != nil {
 		log.Warn("callbacks still being delivered were dropped", "err", cbErr)
 	}

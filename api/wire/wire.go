@@ -1,44 +1,25 @@
-package api
+// Package wire renders a task's status the way Qencode reports it: the
+// JSON object /v1/status returns for each task (TaskStatus, UnknownStatus)
+// and the form a callback posts (CallbackForm), whose status field is that
+// same object. Package api serves the first, package callback posts the
+// second; both render through here so that they cannot drift apart.
+package wire
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/thumbd/thumbd/engine"
 )
 
-// The reply of every method carries "error": 0 on success.
-type tokenReply struct {
-	Error  int    `json:"error"`
-	Token  string `json:"token"`
-	Expire string `json:"expire"`
-}
-
-type createTaskReply struct {
-	Error     int    `json:"error"`
-	TaskToken string `json:"task_token"`
-	UploadURL string `json:"upload_url"`
-}
-
-type startReply struct {
-	Error     int    `json:"error"`
-	StatusURL string `json:"status_url"`
-}
-
-type statusReply struct {
-	Error    int                    `json:"error"`
-	Statuses map[string]*statusJSON `json:"statuses"`
-}
-
-type errorReply struct {
-	Error   int    `json:"error"`
-	Message string `json:"message"`
-}
-
-// statusJSON is one task's status as Qencode reports it. Arrays are never
+// Status is one task's status as Qencode reports it. Arrays are never
 // null and error is always an int: typed SDKs (.NET, Java) break otherwise.
-type statusJSON struct {
+type Status struct {
 	Status           string        `json:"status"`
 	Percent          float64       `json:"percent"`
 	Error            int           `json:"error"`
@@ -108,9 +89,10 @@ func strPtr(s string) *string {
 	return &s
 }
 
-// toStatusJSON renders a snapshot. base is the public URL of this server.
-func toStatusJSON(token string, s engine.Snapshot, base string) *statusJSON {
-	out := &statusJSON{
+// TaskStatus renders a task's snapshot. base is the public URL of this
+// server, for status_url and the URLs of the files thumbd keeps.
+func TaskStatus(s engine.Snapshot, base string) *Status {
+	out := &Status{
 		Status:     string(s.State),
 		Percent:    math.Round(s.Percent*100) / 100,
 		StatusURL:  base + "/v1/status",
@@ -168,18 +150,115 @@ func toStatusJSON(token string, s engine.Snapshot, base string) *statusJSON {
 	return out
 }
 
-// unknownStatus is what /v1/status reports for a token it does not know:
+// UnknownStatus is what /v1/status reports for a token it does not know:
 // an error status, so that polling clients stop instead of looping.
-func unknownStatus(base string) *statusJSON {
+func UnknownStatus(base string) *Status {
 	msg := "Task not found: this task_token is unknown or has expired"
-	return &statusJSON{Status: string(engine.StateError), Error: 1, ErrorDescription: &msg, StatusURL: base + "/v1/status",
+	return &Status{Status: string(engine.StateError), Error: 1, ErrorDescription: &msg, StatusURL: base + "/v1/status",
 		Images: []imageJSON{}, Videos: []videoJSON{}, Audios: []any{}, Texts: []any{}, Warnings: []warningJSON{}}
 }
 
 func escapePath(p string) string {
 	parts := strings.Split(p, "/")
 	for i, s := range parts {
-		parts[i] = pathEscape(s)
+		parts[i] = url.PathEscape(s)
 	}
 	return strings.Join(parts, "/")
 }
+
+// videoJSON is one stored video file in a status, as Qencode reports it.
+// meta is an object: typed SDK models (Java's SubtaskMeta) break on the
+// JSON string that old Qencode examples show.
+type videoJSON struct {
+	Tag      string        `json:"tag"`
+	Profile  *string       `json:"profile"`
+	UserTag  *string       `json:"user_tag"`
+	URL      string        `json:"url"`
+	Storage  storageJSON   `json:"storage"`
+	Size     float64       `json:"size"`     // MiB
+	Bitrate  int           `json:"bitrate"`  // kbps, of the whole file
+	Duration float64       `json:"duration"` // seconds
+	Meta     videoMetaJSON `json:"meta"`
+}
+
+// videoMetaJSON has the fields of Java's SubtaskMeta, measured on the file
+// thumbd made, and thumbd's own codec names.
+type videoMetaJSON struct {
+	Width            int    `json:"width"`
+	Height           int    `json:"height"`
+	ResolutionWidth  int    `json:"resolution_width"`
+	ResolutionHeight int    `json:"resolution_height"`
+	Resolution       int    `json:"resolution"` // the short side
+	Framerate        string `json:"framerate"`  // "29.97": SubtaskMeta reads a string
+	Bitrate          int    `json:"bitrate"`    // kbps, of the video stream
+	DAR              string `json:"dar"`
+	SAR              string `json:"sar"`
+	VideoCodec       string `json:"video_codec"`
+	AudioCodec       string `json:"audio_codec,omitempty"`
+}
+
+func toVideoJSON(v engine.Video, base string) videoJSON {
+	j := videoJSON{
+		Tag:      fmt.Sprintf("video-%d-%d", v.Output, v.N),
+		UserTag:  strPtr(v.UserTag),
+		URL:      v.Location.URL,
+		Storage:  storageJSON{Type: v.Location.Type, Key: v.Location.Key, Format: v.Format, Host: strPtr(v.Location.Host), Bucket: strPtr(v.Location.Bucket), Scheme: strPtr(v.Location.Scheme)},
+		Size:     math.Round(float64(v.Size)/(1<<20)*1e6) / 1e6,
+		Bitrate:  v.Bitrate,
+		Duration: secs(v.Duration),
+		Meta: videoMetaJSON{
+			Width: v.Meta.Width, Height: v.Meta.Height, ResolutionWidth: v.Meta.Width, ResolutionHeight: v.Meta.Height,
+			Resolution: min(v.Meta.Width, v.Meta.Height), Framerate: v.Meta.FrameRate.Decimal(), Bitrate: v.Meta.VideoBitrate,
+			DAR: v.Meta.DAR, SAR: v.Meta.SAR, VideoCodec: v.Meta.VideoCodec, AudioCodec: v.Meta.AudioCodec,
+		},
+	}
+	if v.Location.Port != 0 {
+		p := v.Location.Port
+		j.Storage.Port = &p
+	}
+	if v.Location.Type == "local" {
+		j.URL = base + "/storage/" + escapePath(v.Location.Key)
+	}
+	return j
+}
+
+// Qencode's callback fields.
+const (
+	cbTaskToken    = "task_token"
+	cbEvent        = "event"
+	cbCallbackType = "callback_type"
+	cbStatus       = "status"
+	cbPayload      = "payload"
+	cbErrorCode    = "error_code"
+	cbErrorMessage = "error_message"
+)
+
+// CallbackForm renders a task event as the form fields Qencode posts to a
+// callback_url: task_token, event (queued, error or saved), callback_type
+// ("task"), status (a JSON string of the same object /v1/status returns for
+// the task), payload (the start_encode2 payload, verbatim) and, for an
+// error event, error_code and error_message. base is the public URL of this
+// server, for status_url and the URLs of kept files.
+func CallbackForm(ev engine.Event, base string) (url.Values, error) {
+	var st bytes.Buffer
+	enc := json.NewEncoder(&st)
+	enc.SetEscapeHTML(false) // as /v1/status writes it
+	if err := enc.Encode(TaskStatus(ev.Snap, base)); err != nil {
+		return nil, err
+	}
+	v := url.Values{}
+	v.Set(cbTaskToken, ev.Token)
+	v.Set(cbEvent, string(ev.Kind))
+	v.Set(cbCallbackType, "task")
+	v.Set(cbStatus, strings.TrimSuffix(st.String(), "\n"))
+	v.Set(cbPayload, ev.Spec.Payload)
+	if ev.Kind == engine.EventError {
+		v.Set(cbErrorCode, strconv.Itoa(errorCodeInternal))
+		v.Set(cbErrorMessage, ev.Snap.Error)
+	}
+	return v, nil
+}
+
+// errorCodeInternal is the error_code of an error event: Qencode's code 1,
+// an internal error, as api's error list has it.
+const errorCodeInternal = 1
