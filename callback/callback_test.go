@@ -218,3 +218,9 @@ func TestClear(t *testing.T) {
 		t.Errorf("after Clear: %+v", ds)
 	}
 }
+
+// The engine, and its store alone, can take a callback's warnings.
+var (
+	_ callback.Warner = (*engine.Engine)(nil)
+	_ callback.Warner = engine.TaskWarnings{}
+)
