@@ -8,9 +8,3 @@ import "github.com/thumbd/thumbd/engine"
 func ParseQuery(raw string) (engine.Spec, error) {
 	return decodeQuery(raw)
 }
-
-// TaskStatus renders a task's snapshot as /v1/status renders it, with
-// base as the server's public URL.
-func TaskStatus(token string, s engine.Snapshot, base string) any {
-	return toStatusJSON(token, s, base)
-}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/thumbd/thumbd/api"
+	"github.com/thumbd/thumbd/api/wire"
 	"github.com/thumbd/thumbd/engine"
 	"github.com/thumbd/thumbd/internal/app"
 	"github.com/thumbd/thumbd/storage"
@@ -290,7 +291,7 @@ func (u untokened) Put(ctx context.Context, name string, body io.Reader, content
 // to ask).
 func runStatus(snap engine.Snapshot, out string) ([]byte, error) {
 	const base = "http://thumbd.invalid"
-	raw, err := json.Marshal(api.TaskStatus("", snap, base))
+	raw, err := json.Marshal(wire.TaskStatus(snap, base))
 	if err != nil {
 		return nil, err
 	}
