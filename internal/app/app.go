@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/thumbd/thumbd/api"
@@ -38,6 +39,13 @@ import (
 // (their tasks stay queued) and returns. If listening is not nil, it
 // receives the address once the server listens.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- string) error {
+	// The port first: when it is taken, nothing else has been done (no
+	// database opened or migrated) and the error says how to move it.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return listenError(cfg.Addr, err)
+	}
+	defer ln.Close()
 	if len(cfg.APIKeys) == 0 {
 		log.Warn("THUMBD_API_KEYS is not set: ANY api_key of at least 12 characters is accepted. Set THUMBD_API_KEYS before exposing thumbd to anyone.")
 	}
@@ -45,11 +53,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	if err != nil {
 		return dataDirError(cfg.DataDir, err)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
-	defer ln.Close()
 	base := cfg.PublicURL
 	if base == "" {
 		base = "http://" + ln.Addr().String()
@@ -254,6 +257,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		err = nil
 	}
 	return err
+}
+
+// listenError explains a failure to listen on addr and names the setting
+// that moves thumbd to another address.
+func listenError(addr string, err error) error {
+	hint := "set THUMBD_ADDR or -addr to another address, like 127.0.0.1:8081"
+	if errors.Is(err, syscall.EADDRINUSE) {
+		hint = "another program (or another thumbd) is using it; stop it, or " + hint
+	}
+	return fmt.Errorf("cannot listen on %s: %w; %s", addr, err, hint)
 }
 
 // dataDirError explains a failure to prepare the data directory; when it

@@ -27,6 +27,7 @@ type Config struct {
 	FFmpeg          string
 	FFprobe         string
 	LogLevel        slog.Level
+	LogFormat       string // "text" (logfmt) or "json"
 	ShutdownTimeout time.Duration
 	Store           string        // "sqlite", "postgres" or "memory"
 	DatabaseURL     string        // postgres:// URL of the shared database (Store "postgres")
@@ -42,6 +43,8 @@ type Config struct {
 	MinSourceRate       int64    // bytes a second an origin must send, over SourceRateWindow; 0: no minimum
 	SourceRateWindow    time.Duration
 	S3RetryWindow       time.Duration // how long a failing S3 request is retried
+
+	Metrics bool // serve Prometheus metrics at /metrics
 }
 
 // setting is one configuration knob: its flag, its environment variable,
@@ -108,6 +111,14 @@ func settings() []setting {
 		{"log-level", "THUMBD_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 			return c.LogLevel.UnmarshalText([]byte(v))
 		}},
+		{"log-format", "THUMBD_LOG_FORMAT", "text", "text (logfmt) or json (one JSON object a line)", func(c *Config, v string) error {
+			switch strings.ToLower(v) {
+			case "text", "json":
+				c.LogFormat = strings.ToLower(v)
+				return nil
+			}
+			return fmt.Errorf("must be text or json, got %q", v)
+		}},
 		{"shutdown-timeout", "THUMBD_SHUTDOWN_TIMEOUT", "30s", "how long a shutdown waits for requests and running tasks to finish; tasks still running then are stopped and stay queued", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 		{"store", "THUMBD_STORE", "", "where tasks, tokens and the queue live: sqlite (a database in the data directory, kept across restarts), postgres (the database at -database-url, shared by several thumbd processes) or memory (lost on exit); empty: postgres when -database-url is set, else sqlite", func(c *Config, v string) error {
 			switch v {
@@ -167,6 +178,11 @@ func settings() []setting {
 		}},
 		{"s3-retry-window", "THUMBD_S3_RETRY_WINDOW", "1m", "how long a failing S3 request (a destination upload, an s3:// source) is retried, with backoff, before its task ends in error", func(c *Config, v string) error {
 			return positive(v, &c.S3RetryWindow)
+		}},
+		{"metrics", "THUMBD_METRICS", "true", "serve Prometheus metrics at /metrics", func(c *Config, v string) error {
+			b, err := parseBool(v)
+			c.Metrics = b
+			return err
 		}},
 	}
 }
@@ -236,14 +252,12 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 	fs.SetOutput(out)
 	values := map[string]*string{}
 	for _, s := range settings() {
-		v := s.def
-		if e := getenv(s.env); e != "" {
-			v = e
-		}
-		values[s.flag] = fs.String(s.flag, v, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+		// The flag's own default stays empty, so that -h shows each
+		// default once: in the usage text, as the variable's.
+		values[s.flag] = fs.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(out, "thumbd: a thumbnail engine that speaks the Qencode transcoding API.\n\nUsage: thumbd [flags]\n\nEach flag overrides its environment variable.\n\n")
+		fmt.Fprintf(out, "thumbd: a thumbnail engine that speaks the Qencode transcoding API.\n\nUsage: thumbd [flags]\n       thumbd help   (lists the other commands)\n\nEach flag overrides its environment variable.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -251,6 +265,17 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range settings() {
+		if given[s.flag] {
+			continue
+		}
+		*values[s.flag] = s.def
+		if e := getenv(s.env); e != "" {
+			*values[s.flag] = e
+		}
 	}
 	for _, s := range settings() {
 		if err := s.set(&c, *values[s.flag]); err != nil {
