@@ -63,6 +63,11 @@ type Config struct {
 	// Engine.Status: the test-control plane hangs its holds on here
 	// (testcontrol.Plane.WatchStatus), only when the test API is on.
 	PollStatus func(ctx context.Context, taskToken string) (engine.Snapshot, error)
+	// Static, when set, serves the files under /static/ (GET and HEAD):
+	// static.Handler, with the sample video.
+	Static http.Handler
+	// Metrics, when set, serves GET /metrics (Prometheus).
+	Metrics http.Handler
 }
 
 // Server is the HTTP face of thumbd.
@@ -91,6 +96,13 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", s.readyz)
+	if s.cfg.Static != nil {
+		r.Get("/static/*", s.cfg.Static.ServeHTTP)
+		r.Head("/static/*", s.cfg.Static.ServeHTTP)
+	}
+	if s.cfg.Metrics != nil {
+		r.Get("/metrics", s.cfg.Metrics.ServeHTTP)
+	}
 	r.Group(func(r chi.Router) {
 		method := func(p string, h handler) {
 			r.Post(p, s.adapt(h))

@@ -99,6 +99,12 @@ type Config struct {
 	S3 Presigner
 	// Uploads resolves tus:<id> sources; nil refuses them.
 	Uploads Uploads
+	// Self are the base URLs thumbd itself answers at: its public URL and
+	// the address it listens on (SelfURLs). A source on one of them under
+	// /static/ is read from the files embedded in the binary (package
+	// static), never over the network, so the guard need not let sources
+	// reach this machine for thumbd's sample video.
+	Self []string
 	// Addr is where the gateway listens; default 127.0.0.1:0.
 	Addr   string
 	Logger *slog.Logger
@@ -126,6 +132,7 @@ type Gateway struct {
 	srv    *http.Server
 	base   string
 	roots  []root
+	self   []selfBase
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -159,7 +166,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, entries: map[string]*entry{}}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, entries: map[string]*entry{}, self: parseSelf(cfg.Self)}
 	for _, d := range cfg.Dirs {
 		r, err := openRoot(d)
 		if err != nil {
@@ -229,6 +236,12 @@ func (g *Gateway) Check(ctx context.Context, task, raw string) error {
 		if u.Host == "" {
 			return errors.New("has no host")
 		}
+		if f, _, ok, err := g.openSelf(u); ok {
+			if f != nil {
+				f.Close()
+			}
+			return err
+		}
 		return g.checkHost(u.Hostname(), u.Port())
 	case "s3":
 		if g.cfg.S3 == nil {
@@ -274,6 +287,14 @@ func (g *Gateway) Open(ctx context.Context, task, raw string) (engine.OpenSource
 	name := "source"
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
+		if f, shown, ok, err := g.openSelf(u); ok {
+			if err != nil {
+				return nil, err
+			}
+			e.kind, e.file, e.shown = kindFile, f, shown
+			name = path.Base(u.Path)
+			break
+		}
 		e.kind, e.origin, e.shown = kindHTTP, raw, ShowURL(raw)
 		name = path.Base(u.Path)
 		if err := g.checkHost(u.Hostname(), u.Port()); err != nil {
@@ -383,7 +404,7 @@ type entry struct {
 	kind   kind
 	origin string // http(s) URL read from; may hold credentials or a signature
 	shown  string // the source as it may be shown to the user
-	file   *os.File
+	file   localFile
 	url    string // what ffmpeg reads
 	ctx    context.Context
 	cancel context.CancelFunc

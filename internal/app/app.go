@@ -27,6 +27,7 @@ import (
 	"github.com/thumbd/thumbd/riverq"
 	"github.com/thumbd/thumbd/source"
 	"github.com/thumbd/thumbd/sqlitestore"
+	"github.com/thumbd/thumbd/static"
 	"github.com/thumbd/thumbd/storage"
 	"github.com/thumbd/thumbd/storage/s3store"
 	"github.com/thumbd/thumbd/testcontrol"
@@ -87,6 +88,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		PresignTTL:     presignTTL(cfg.TaskTimeout),
 		S3:             objects,
 		Uploads:        uploads,
+		Self:           source.SelfURLs(cfg.PublicURL, ln.Addr()),
 		Logger:         log,
 	})
 	if err != nil {
@@ -182,6 +184,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		Logger:    log,
 		Ready:     readiness(runner, cfg.DataDir, ready...),
 		Uploads:   uploads,
+		Static:    static.Handler(),
 	}
 	if plane != nil {
 		// The test-control plane hangs on from outside: its routes, and
