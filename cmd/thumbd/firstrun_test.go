@@ -129,6 +129,17 @@ func parseCurls(t *testing.T, block string) []curlCall {
 // they show, read off the picture.
 func TestReadmeFirstJob(t *testing.T) {
 	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.AllowPrivateSources = false }))
+	req, _ := http.NewRequest("GET", th.base+"/static/test_mini.mp4", nil)
+	req.Header.Set("Range", "bytes=0-7")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || string(head[4:]) != "ftyp" || resp.Header.Get("Content-Type") != "video/mp4" {
+		t.Fatalf("GET /static/test_mini.mp4 bytes 0-7: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), head)
+	}
 	block := readmeBlock(t, "## A first job", "sh")
 	if !strings.Contains(block, "B=http://127.0.0.1:8080\n") {
 		t.Fatalf("the README's example does not start with B=http://127.0.0.1:8080:\n%s", block)
