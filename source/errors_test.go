@@ -176,7 +176,7 @@ func TestSourcesThatCannotBeUsed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := startOrigin(t, tt.handler)
 			cfg := tt.cfg
-			cfg.AllowPrivate = true
+			cfg.Guard = allowAll
 			g := startGateway(t, cfg)
 			src := o.URL + tt.path
 			if rest, ok := strings.CutPrefix(tt.path, "@"); ok {
@@ -219,7 +219,7 @@ func TestRedirectsWithinTheLimit(t *testing.T) {
 			http.ServeFile(w, r, file)
 		}
 	}))
-	g := startGateway(t, Config{AllowPrivate: true})
+	g := startGateway(t, Config{Guard: allowAll})
 	snap := runTask(t, g, engine.Spec{Source: o.URL + "/a"}, 0)
 	if snap.State != engine.StateCompleted {
 		t.Fatalf("task ended %s: %s", snap.State, snap.Error)
@@ -247,7 +247,7 @@ func TestBusyOriginIsRetried(t *testing.T) {
 		}
 		http.ServeFile(w, r, file)
 	}))
-	g := startGateway(t, Config{AllowPrivate: true})
+	g := startGateway(t, Config{Guard: allowAll})
 	snap := runTask(t, g, engine.Spec{Source: o.URL + "/clip.mp4"}, 0)
 	if snap.State != engine.StateCompleted {
 		t.Fatalf("task ended %s: %s", snap.State, snap.Error)
@@ -282,7 +282,7 @@ func TestOriginWithoutRanges(t *testing.T) {
 				w.Header().Set("Content-Length", fmt.Sprint(len(data)))
 				w.Write(data)
 			}))
-			g := startGateway(t, Config{AllowPrivate: true})
+			g := startGateway(t, Config{Guard: allowAll})
 			snap := runTask(t, g, engine.Spec{Source: o.URL + "/v.mp4"}, 0)
 			if snap.State != engine.StateCompleted || snap.SourceSize != int64(len(data)) || snap.Duration != tt.duration {
 				t.Fatalf("task ended %s (%s), source_size %d, duration %v", snap.State, snap.Error, snap.SourceSize, snap.Duration)

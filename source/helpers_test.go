@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/internal/netguard"
 	"github.com/thumbd/thumbd/storage"
 )
 
@@ -45,8 +46,11 @@ func startOrigin(t *testing.T, h http.Handler) *origin {
 // serveFiles serves dir with range requests, as a plain web server does.
 func serveFiles(dir string) http.Handler { return http.FileServer(http.Dir(dir)) }
 
-// startGateway starts a Gateway for the test, with private sources allowed
-// unless cfg says otherwise through its own fields.
+// allowAll lets a test's sources reach its origins on loopback.
+var allowAll = netguard.New(netguard.Policy{AllowPrivate: true})
+
+// startGateway starts a Gateway for the test. Its sources reach only public
+// addresses unless cfg.Guard allows more.
 func startGateway(t *testing.T, cfg Config) *Gateway {
 	t.Helper()
 	if cfg.Logger == nil {

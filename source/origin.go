@@ -15,32 +15,12 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/thumbd/thumbd/internal/netguard"
 )
 
 // errStalled cancels an origin read that waited longer than StallTimeout.
 var errStalled = errors.New("stalled")
-
-// redirectError is too many redirects, or a redirect to something that is
-// not http(s).
-type redirectError struct{ msg string }
-
-func (r *redirectError) Error() string { return r.msg }
-
-func (g *Gateway) checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) > g.cfg.MaxRedirects {
-		return &redirectError{fmt.Sprintf("the source redirected more than %d times", g.cfg.MaxRedirects)}
-	}
-	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-		return &redirectError{fmt.Sprintf("the source redirected to a %s: URL, which is not followed", req.URL.Scheme)}
-	}
-	if err := g.checkHost(req.URL.Hostname(), req.URL.Port()); err != nil {
-		if b, ok := asBlocked(err); ok {
-			b.RedirectedTo = ShowURL(req.URL.String())
-		}
-		return err
-	}
-	return nil
-}
 
 // fetch asks the origin for bytes [first, last] (last < 0: to the end).
 // The response is 206, or 200 from an origin that ignores ranges; any
@@ -141,12 +121,12 @@ func s3ErrorDetail(resp *http.Response) string {
 // describe turns a failed request into words a user can act on. It never
 // quotes the request's URL, which may hold credentials or a signature.
 func (e *entry) describe(err error) error {
-	if b, ok := asBlocked(err); ok {
+	if b, ok := netguard.AsBlocked(err); ok {
 		return fmt.Errorf("%s: %s", e.shown, b.Error())
 	}
-	var re *redirectError
+	var re *netguard.RedirectError
 	if errors.As(err, &re) {
-		return fmt.Errorf("%s: %s", re.msg, e.shown)
+		return fmt.Errorf("%s: %s", re.Msg, e.shown)
 	}
 	var dns *net.DNSError
 	if errors.As(err, &dns) {

@@ -31,7 +31,7 @@ func TestRangeReadsOnlyWhatSeeksNeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := startOrigin(t, serveFiles(filepath.Dir(file)))
-	g := startGateway(t, Config{AllowPrivate: true})
+	g := startGateway(t, Config{Guard: allowAll})
 	began := time.Now()
 	snap := runTask(t, g, engine.Spec{Source: o.URL + "/" + filepath.Base(file)}, 0)
 	if snap.State != engine.StateCompleted {

@@ -34,17 +34,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/internal/netguard"
 	"github.com/thumbd/thumbd/storage"
 )
 
@@ -68,10 +67,10 @@ type Uploads interface {
 
 // Config configures a Gateway. Zero values take the defaults.
 type Config struct {
-	// AllowPrivate lets sources reach loopback, private and link-local
-	// addresses. Off, a hosted thumbd cannot be used as a proxy into its
-	// operator's network.
-	AllowPrivate bool
+	// Guard decides which addresses sources may reach; nil refuses every
+	// address that is not public (netguard.Default), so that a hosted
+	// thumbd cannot be used as a proxy into its operator's network.
+	Guard *netguard.Guard
 	// Dirs are the directories file:// sources may be read from; none
 	// means file:// sources are refused.
 	Dirs []string
@@ -108,9 +107,6 @@ type Config struct {
 	// Addr is where the gateway listens; default 127.0.0.1:0.
 	Addr   string
 	Logger *slog.Logger
-
-	// exempt lets tests treat some loopback servers as public hosts.
-	exempt func(netip.AddrPort) bool
 }
 
 // Chunk sizes of origin reads: the first read of a source, then each
@@ -127,6 +123,7 @@ const (
 type Gateway struct {
 	cfg    Config
 	log    *slog.Logger
+	guard  *netguard.Guard
 	client *http.Client
 	ln     net.Listener
 	srv    *http.Server
@@ -166,7 +163,11 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, entries: map[string]*entry{}, self: parseSelf(cfg.Self)}
+	if cfg.Guard == nil {
+		cfg.Guard = netguard.Default()
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, guard: cfg.Guard.For("the source").WithTimeout(cfg.ConnectTimeout),
+		entries: map[string]*entry{}, self: parseSelf(cfg.Self)}
 	for _, d := range cfg.Dirs {
 		r, err := openRoot(d)
 		if err != nil {
@@ -177,8 +178,8 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.client = &http.Client{
 		Transport: &http.Transport{
-			Proxy:                 nil, // a proxy would dial for us, past the address check
-			DialContext:           dialer(cfg.AllowPrivate, cfg.ConnectTimeout, cfg.exempt).DialContext,
+			Proxy:                 nil,                 // a proxy would dial for us, past the address check
+			DialContext:           g.guard.DialContext, // on every connection, redirects included
 			TLSHandshakeTimeout:   cfg.ConnectTimeout,
 			ResponseHeaderTimeout: cfg.HeaderTimeout,
 			ForceAttemptHTTP2:     true,
@@ -186,7 +187,7 @@ func New(cfg Config) (*Gateway, error) {
 			IdleConnTimeout:       30 * time.Second,
 			DisableCompression:    true, // byte ranges are of the stored bytes
 		},
-		CheckRedirect: g.checkRedirect,
+		CheckRedirect: g.guard.CheckRedirect(cfg.MaxRedirects),
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -242,7 +243,7 @@ func (g *Gateway) Check(ctx context.Context, task, raw string) error {
 			}
 			return err
 		}
-		return g.checkHost(u.Hostname(), u.Port())
+		return g.guard.CheckHost(u.Hostname())
 	case "s3":
 		if g.cfg.S3 == nil {
 			return errors.New("s3:// sources are not enabled on this server")
@@ -251,7 +252,7 @@ func (g *Gateway) Check(ctx context.Context, task, raw string) error {
 		if err != nil {
 			return errors.New(strings.TrimPrefix(err.Error(), "storage: "))
 		}
-		return g.checkHost(s.Host, strconv.Itoa(s.Port))
+		return g.guard.CheckHost(s.Host)
 	case "file":
 		f, _, err := g.openFile(u)
 		if err != nil {
@@ -295,9 +296,9 @@ func (g *Gateway) Open(ctx context.Context, task, raw string) (engine.OpenSource
 			name = path.Base(u.Path)
 			break
 		}
-		e.kind, e.origin, e.shown = kindHTTP, raw, ShowURL(raw)
+		e.kind, e.origin, e.shown = kindHTTP, raw, netguard.ShowURL(raw)
 		name = path.Base(u.Path)
-		if err := g.checkHost(u.Hostname(), u.Port()); err != nil {
+		if err := g.guard.CheckHost(u.Hostname()); err != nil {
 			return nil, err
 		}
 	case "s3":
@@ -308,7 +309,7 @@ func (g *Gateway) Open(ctx context.Context, task, raw string) (engine.OpenSource
 		if err != nil {
 			return nil, errors.New("the source " + strings.TrimPrefix(err.Error(), "storage: "))
 		}
-		if err := g.checkHost(s.Host, strconv.Itoa(s.Port)); err != nil {
+		if err := g.guard.CheckHost(s.Host); err != nil {
 			return nil, err
 		}
 		signed, err := g.cfg.S3.Presign(ctx, raw, "", "", g.cfg.PresignTTL)
@@ -575,23 +576,6 @@ func safeName(name string) string {
 		return s
 	}
 	return "source"
-}
-
-// ShowURL returns raw without its userinfo and query, which may hold
-// credentials or signatures: the form of a URL fit for messages and logs.
-func ShowURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "[unparsable URL]"
-	}
-	u.User = nil
-	q := u.RawQuery != ""
-	u.RawQuery, u.Fragment, u.RawFragment = "", "", ""
-	s := u.String()
-	if q {
-		s += "?…"
-	}
-	return s
 }
 
 // FormatSize renders a byte count for people: 1.5 GiB, 300 MiB, 12 KiB.

@@ -144,7 +144,7 @@ func Start(opts ...Option) (*Server, error) {
 	cfg.TestAPI = true
 	// Test servers (httptest, a local S3) listen on loopback: the binary
 	// refuses them by default, the kit allows them.
-	cfg.AllowPrivateSources = true
+	cfg.AllowPrivateNetworks = true
 	if err := findFFmpeg(cfg.FFmpeg, cfg.FFprobe); err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -122,7 +122,7 @@ func run(ctx context.Context, bin string, tasks int, limit time.Duration, budget
 	cmd.Env = append(os.Environ(),
 		"THUMBD_ADDR="+addr,
 		"THUMBD_DATA_DIR="+filepath.Join(dir, "data"),
-		"THUMBD_ALLOW_PRIVATE_SOURCES=true", // the origin is on loopback
+		"THUMBD_ALLOW_PRIVATE_NETWORKS=true", // the origin is on loopback
 		"THUMBD_WORKERS="+strconv.Itoa(max(tasks, 2)),
 		"THUMBD_LOG_LEVEL=warn",
 	)

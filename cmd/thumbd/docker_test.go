@@ -176,7 +176,7 @@ func TestComposeThumbdSettings(t *testing.T) {
 	cfg := composeEnvConfig(t, thumbd)
 	// Compose reaches the S3 service at a private address: thumbd must be
 	// told explicitly that private networks are fine.
-	if !cfg.AllowPrivateSources {
+	if !cfg.AllowPrivateNetworks {
 		t.Errorf("compose does not turn on private networks for thumbd (environment %v)", thumbd.Environment)
 	}
 	if !slices.Contains(cfg.S3HTTPHosts, "s3") {

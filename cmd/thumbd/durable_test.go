@@ -44,7 +44,7 @@ var listenAddr = regexp.MustCompile(`msg="thumbd listening" addr=(\S+)`)
 func startProcess(t *testing.T, bin string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), append([]string{"THUMBD_ADDR=127.0.0.1:0", "THUMBD_WORKERS=1", "THUMBD_LOG_LEVEL=info", "THUMBD_ALLOW_PRIVATE_SOURCES=1"}, env...)...)
+	cmd.Env = append(os.Environ(), append([]string{"THUMBD_ADDR=127.0.0.1:0", "THUMBD_WORKERS=1", "THUMBD_LOG_LEVEL=info", "THUMBD_ALLOW_PRIVATE_NETWORKS=1"}, env...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -128,7 +128,7 @@ func parseCurls(t *testing.T, block string) []curlCall {
 // task completes with no network. The images are checked for the frame
 // they show, read off the picture.
 func TestReadmeFirstJob(t *testing.T) {
-	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.AllowPrivateSources = false }))
+	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.AllowPrivateNetworks = false }))
 	req, _ := http.NewRequest("GET", th.base+"/static/test_mini.mp4", nil)
 	req.Header.Set("Range", "bytes=0-7")
 	resp, err := http.DefaultClient.Do(req)
@@ -248,7 +248,7 @@ func TestReadmeNodeExample(t *testing.T) {
 	if missing := linesInOrder(readmeBlock(t, "## A first job", "js"), string(src)); missing != "" {
 		t.Fatalf("README.md's Node example line %q is not in e2e/node/first-job.js (in that order)", missing)
 	}
-	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.AllowPrivateSources = false; c.TestAPI = true }))
+	th := runThumbd(t, testConfig(t, func(c *app.Config) { c.AllowPrivateNetworks = false; c.TestAPI = true }))
 
 	stdout, stderr, code := node(t, "first-job.js", "THUMBD_ENDPOINT="+th.base)
 	if code != 0 || !regexp.MustCompile(`^`+regexp.QuoteMeta(th.base)+`/storage/\w+/\S+\.png\n$`).MatchString(stdout) {

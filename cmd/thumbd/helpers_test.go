@@ -69,7 +69,7 @@ func runThumbdLog(t *testing.T, cfg app.Config, logw io.Writer) *thumbd {
 // testConfig is the default configuration with a fresh data directory.
 func testConfig(t *testing.T, mutate func(*app.Config)) app.Config {
 	t.Helper()
-	cfg, err := app.LoadConfig([]string{"-data-dir", t.TempDir(), "-workers", "2", "-allow-private-sources=true"}, func(string) string { return "" }, os.Stderr)
+	cfg, err := app.LoadConfig([]string{"-data-dir", t.TempDir(), "-workers", "2", "-allow-private-networks=true"}, func(string) string { return "" }, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}

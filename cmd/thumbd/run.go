@@ -67,7 +67,7 @@ func runCommand(ctx context.Context, args []string, env environment) int {
 	fs.BoolVar(&f.sprite, "sprite", false, "tile the series into sprite sheets (with -interval)")
 	fs.StringVar(&f.format, "format", "", "image format: png (default), jpg or webp")
 	fs.StringVar(&f.progress, "progress", "auto", "progress on stderr: bar, lines, none, or auto (a bar on a terminal, else lines)")
-	fs.BoolVar(&f.allowPrivate, "allow-private", false, "let the source and destinations be on loopback or private addresses (env THUMBD_ALLOW_PRIVATE_SOURCES)")
+	fs.BoolVar(&f.allowPrivate, "allow-private", false, "let the source and destinations be on loopback or private addresses (env THUMBD_ALLOW_PRIVATE_NETWORKS)")
 	fs.BoolVar(&f.verbose, "v", false, "log what thumbd does (info level) to stderr")
 	fs.Usage = func() {
 		fmt.Fprint(env.stderr, runUsage)
@@ -115,7 +115,7 @@ func runCommand(ctx context.Context, args []string, env environment) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	cfg.AllowPrivateSources = cfg.AllowPrivateSources || f.allowPrivate
+	cfg.AllowPrivateNetworks = cfg.AllowPrivateNetworks || f.allowPrivate
 	raw, dirs, err := localSource(raw)
 	if err != nil {
 		return fail("%v", err)

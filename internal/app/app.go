@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/thumbd/thumbd/callback"
 	"github.com/thumbd/thumbd/engine"
 	"github.com/thumbd/thumbd/ffmpeg"
+	"github.com/thumbd/thumbd/internal/netguard"
 	"github.com/thumbd/thumbd/pgstore"
 	"github.com/thumbd/thumbd/riverq"
 	"github.com/thumbd/thumbd/source"
@@ -59,12 +61,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		base = "http://" + ln.Addr().String()
 	}
 
+	guard := outboundGuard(cfg, log)
 	var plane *testcontrol.Plane
-	s3opts := s3store.Options{HTTPHosts: cfg.S3HTTPHosts, RetryWindow: cfg.S3RetryWindow, Logger: log}
+	s3opts := s3store.Options{HTTPHosts: cfg.S3HTTPHosts, RetryWindow: cfg.S3RetryWindow, Guard: guard, Logger: log}
 	if cfg.TestAPI {
 		log.Warn("THUMBD_TEST_API=1: the test-control plane is served under /_thumbd/ (anyone can reset thumbd); never set it in production")
 		plane = testcontrol.New()
-		s3opts.HTTPClient = &http.Client{Transport: plane.Transport(nil)}
+		s3opts.HTTPClient = &http.Client{Transport: plane.Transport(guard.Transport())}
 	}
 	objects := s3store.New(s3opts)
 	uploadBase := "/v1/upload_file/"
@@ -75,11 +78,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	if err != nil {
 		return err
 	}
-	if cfg.AllowPrivateSources {
-		log.Warn("THUMBD_ALLOW_PRIVATE_SOURCES is on: sources may reach loopback, private and link-local addresses. Keep it off on a service others can use.")
-	}
 	sources, err := source.New(source.Config{
-		AllowPrivate:   cfg.AllowPrivateSources,
+		Guard:          guard,
 		Dirs:           cfg.SourceDirs,
 		MaxSize:        cfg.MaxSourceSize,
 		MaxUnsizedSize: cfg.MaxUnsizedSize,
@@ -281,6 +281,23 @@ func dataDirError(dir string, err error) error {
 		return fmt.Errorf("data directory %s: %w: thumbd runs as uid %d and must be able to write there; for a host folder mounted into a container, run on the host: sudo chown -R %d:%d <folder>", dir, err, uid, uid, gid)
 	}
 	return fmt.Errorf("data directory: %w", err)
+}
+
+// outboundGuard is the one network guard of sources, S3 destinations and
+// callbacks. It says so in the log when it lets them reach private
+// networks.
+func outboundGuard(cfg Config, log *slog.Logger) *netguard.Guard {
+	switch {
+	case cfg.AllowPrivateNetworks:
+		log.Warn("THUMBD_ALLOW_PRIVATE_NETWORKS is on: sources, S3 destinations and callbacks may reach loopback, private and link-local addresses, this machine included. Keep it off on a service others can use.")
+	case len(cfg.AllowedNetworks) > 0:
+		nets := make([]string, len(cfg.AllowedNetworks))
+		for i, p := range cfg.AllowedNetworks {
+			nets[i] = p.String()
+		}
+		log.Warn("THUMBD_ALLOWED_NETWORKS: sources, S3 destinations and callbacks may reach these private networks", "networks", strings.Join(nets, ","))
+	}
+	return netguard.New(netguard.Policy{AllowPrivate: cfg.AllowPrivateNetworks, Allowed: cfg.AllowedNetworks})
 }
 
 // dbCheckEvery is how often the SQLite database's file is checked: one

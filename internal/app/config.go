@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/thumbd/thumbd/ffmpeg"
+	"github.com/thumbd/thumbd/internal/netguard"
 )
 
 // Config is thumbd's configuration: THUMBD_* environment variables,
@@ -36,13 +38,14 @@ type Config struct {
 	CallbackRetry   time.Duration // how long a failing callback is retried
 	TestAPI         bool          // serve the test-control plane under /_thumbd/
 
-	AllowPrivateSources bool     // sources may reach loopback, private and link-local addresses
-	SourceDirs          []string // directories file:// sources may come from; none: file:// is off
-	MaxSourceSize       int64    // bytes; 0: no limit
-	MaxUnsizedSize      int64    // bytes read at most from a source that does not say its size; 0: MaxSourceSize
-	MinSourceRate       int64    // bytes a second an origin must send, over SourceRateWindow; 0: no minimum
-	SourceRateWindow    time.Duration
-	S3RetryWindow       time.Duration // how long a failing S3 request is retried
+	AllowPrivateNetworks bool           // sources, destinations and callbacks may reach loopback, private and link-local addresses
+	AllowedNetworks      []netip.Prefix // private networks they may reach when AllowPrivateNetworks is off
+	SourceDirs           []string       // directories file:// sources may come from; none: file:// is off
+	MaxSourceSize        int64          // bytes; 0: no limit
+	MaxUnsizedSize       int64          // bytes read at most from a source that does not say its size; 0: MaxSourceSize
+	MinSourceRate        int64          // bytes a second an origin must send, over SourceRateWindow; 0: no minimum
+	SourceRateWindow     time.Duration
+	S3RetryWindow        time.Duration // how long a failing S3 request is retried
 
 	Metrics bool // serve Prometheus metrics at /metrics
 }
@@ -149,9 +152,14 @@ func settings() []setting {
 			c.TestAPI = b
 			return err
 		}},
-		{"allow-private-sources", "THUMBD_ALLOW_PRIVATE_SOURCES", "false", "let sources reach loopback, private and link-local addresses (for a trusted network; never on a public service)", func(c *Config, v string) error {
+		{"allow-private-networks", "THUMBD_ALLOW_PRIVATE_NETWORKS", "false", "let sources, S3 destinations and callbacks reach loopback, private and link-local addresses, this machine included (for a trusted network; never on a public service)", func(c *Config, v string) error {
 			b, err := parseBool(v)
-			c.AllowPrivateSources = b
+			c.AllowPrivateNetworks = b
+			return err
+		}},
+		{"allowed-networks", "THUMBD_ALLOWED_NETWORKS", "", "comma-separated private networks (10.1.2.0/24) or addresses (10.1.2.3) that sources, S3 destinations and callbacks may reach although private networks are off", func(c *Config, v string) error {
+			p, err := netguard.ParseNetworks(v)
+			c.AllowedNetworks = p
 			return err
 		}},
 		{"source-dirs", "THUMBD_SOURCE_DIRS", "", "comma-separated directories file:// sources may be read from; empty: file:// sources are refused", func(c *Config, v string) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"net/netip"
 	"reflect"
 	"runtime"
 	"strings"
@@ -65,23 +66,31 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name: "sources",
 			env: map[string]string{
-				"THUMBD_ALLOW_PRIVATE_SOURCES": "1", "THUMBD_SOURCE_DIRS": "/srv/videos, /mnt/nas/in",
+				"THUMBD_ALLOW_PRIVATE_NETWORKS": "1", "THUMBD_SOURCE_DIRS": "/srv/videos, /mnt/nas/in",
 				"THUMBD_MAX_SOURCE_SIZE": "500MB", "THUMBD_TASK_TIMEOUT": "5m",
 			},
 			want: with(func(c *Config) {
-				c.AllowPrivateSources, c.SourceDirs = true, []string{"/srv/videos", "/mnt/nas/in"}
+				c.AllowPrivateNetworks, c.SourceDirs = true, []string{"/srv/videos", "/mnt/nas/in"}
 				c.MaxSourceSize, c.TaskTimeout = 500_000_000, 5*time.Minute
 			}),
 		},
 		{
 			name: "source flags override the environment",
-			env:  map[string]string{"THUMBD_ALLOW_PRIVATE_SOURCES": "yes", "THUMBD_MAX_SOURCE_SIZE": "1GB"},
-			args: []string{"-allow-private-sources=false", "-max-source-size", "1.5GiB", "-task-timeout", "0"},
+			env:  map[string]string{"THUMBD_ALLOW_PRIVATE_NETWORKS": "yes", "THUMBD_MAX_SOURCE_SIZE": "1GB"},
+			args: []string{"-allow-private-networks=false", "-max-source-size", "1.5GiB", "-task-timeout", "0"},
 			want: with(func(c *Config) { c.MaxSourceSize, c.TaskTimeout = 3<<29, 0 }),
 		},
 		{name: "size in bytes, no limit", args: []string{"-max-source-size", "0"}, want: with(func(c *Config) { c.MaxSourceSize = 0 })},
 		{name: "size in KiB", args: []string{"-max-source-size", "512K"}, want: with(func(c *Config) { c.MaxSourceSize = 512 << 10 })},
-		{name: "bad allow private", env: map[string]string{"THUMBD_ALLOW_PRIVATE_SOURCES": "maybe"}, wantErr: "THUMBD_ALLOW_PRIVATE_SOURCES"},
+		{name: "bad allow private", env: map[string]string{"THUMBD_ALLOW_PRIVATE_NETWORKS": "maybe"}, wantErr: "THUMBD_ALLOW_PRIVATE_NETWORKS"},
+		{
+			name: "allowed networks",
+			env:  map[string]string{"THUMBD_ALLOWED_NETWORKS": "10.1.2.0/24, 192.168.1.5,fd00::/8"},
+			want: with(func(c *Config) {
+				c.AllowedNetworks = []netip.Prefix{netip.MustParsePrefix("10.1.2.0/24"), netip.MustParsePrefix("192.168.1.5/32"), netip.MustParsePrefix("fd00::/8")}
+			}),
+		},
+		{name: "bad allowed network", args: []string{"-allowed-networks", "10.0.0.0/8,intranet"}, wantErr: `-allowed-networks / THUMBD_ALLOWED_NETWORKS: "intranet" is not a network`},
 		{name: "bad size unit", env: map[string]string{"THUMBD_MAX_SOURCE_SIZE": "2 lots"}, wantErr: "THUMBD_MAX_SOURCE_SIZE"},
 		{name: "negative size", args: []string{"-max-source-size", "-1"}, wantErr: "-max-source-size"},
 		{name: "bad task timeout", env: map[string]string{"THUMBD_TASK_TIMEOUT": "forever"}, wantErr: "THUMBD_TASK_TIMEOUT"},

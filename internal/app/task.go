@@ -31,7 +31,7 @@ type TaskOptions struct {
 
 // RunTask runs one task with the engine the server uses, without the HTTP
 // server: the same sources (under cfg's rules: SourceDirs for file://,
-// AllowPrivateSources), ffmpeg, outputs and S3 destinations, with tasks in
+// the network guard of AllowPrivateNetworks and AllowedNetworks), ffmpeg, outputs and S3 destinations, with tasks in
 // memory and scratch files under cfg.DataDir. It returns the task's last
 // snapshot, which says whether it completed; the error is for what kept
 // the task from running at all (a spec the engine refuses, ffmpeg
@@ -49,14 +49,15 @@ func RunTask(ctx context.Context, cfg Config, log *slog.Logger, spec engine.Spec
 		}
 		files = local
 	}
-	objects := s3store.New(s3store.Options{HTTPHosts: cfg.S3HTTPHosts, Logger: log})
+	guard := outboundGuard(cfg, log)
+	objects := s3store.New(s3store.Options{HTTPHosts: cfg.S3HTTPHosts, RetryWindow: cfg.S3RetryWindow, Guard: guard, Logger: log})
 	sources, err := source.New(source.Config{
-		AllowPrivate: cfg.AllowPrivateSources,
-		Dirs:         cfg.SourceDirs,
-		MaxSize:      cfg.MaxSourceSize,
-		PresignTTL:   presignTTL(cfg.TaskTimeout),
-		S3:           objects,
-		Logger:       log,
+		Guard:      guard,
+		Dirs:       cfg.SourceDirs,
+		MaxSize:    cfg.MaxSourceSize,
+		PresignTTL: presignTTL(cfg.TaskTimeout),
+		S3:         objects,
+		Logger:     log,
 	})
 	if err != nil {
 		return engine.Snapshot{}, err

@@ -23,11 +23,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/thumbd/thumbd/internal/netguard"
 	"github.com/thumbd/thumbd/storage"
 )
 
@@ -63,7 +66,14 @@ type Options struct {
 	Backoff time.Duration
 	// Logger receives a line for each retry; nil means slog.Default().
 	Logger *slog.Logger
-	// HTTPClient, when set, makes every request; nil means the SDK's default.
+	// Guard decides which addresses S3 servers may be at; nil refuses every
+	// address that is not public (netguard.Default). A URL's host is
+	// checked before any request, and every connection the default HTTP
+	// client makes is checked when it is dialed, redirects included.
+	Guard *netguard.Guard
+	// HTTPClient, when set, makes every request instead of the SDK's
+	// default client with Guard's dialer; its transport should dial with
+	// Guard.DialContext.
 	HTTPClient *http.Client
 }
 
@@ -76,6 +86,8 @@ type Store struct {
 	window   time.Duration
 	standard *retry.Standard
 	log      *slog.Logger
+	guard    *netguard.Guard
+	http     s3.HTTPClient
 
 	mu      sync.Mutex
 	clients map[string]*s3.Client
@@ -106,10 +118,22 @@ func New(opts Options) *Store {
 		// The window bounds the retries; a token bucket shared by every
 		// upload would instead fail them all early in a long outage.
 		o.RateLimiter = ratelimit.None
-		o.Retryables = append(o.Retryables, retryableStatus{})
+		o.Retryables = append([]retry.IsErrorRetryable{refused{}}, append(o.Retryables, retryableStatus{})...)
 	})
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	s.guard = opts.Guard
+	if s.guard == nil {
+		s.guard = netguard.Default()
+	}
+	if opts.HTTPClient != nil {
+		s.http = opts.HTTPClient
+	} else {
+		s.http = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.Proxy = nil // a proxy would dial for us, past the guard
+			t.DialContext = s.guard.DialContext
+		})
 	}
 	return s
 }
@@ -138,6 +162,9 @@ func (s *Store) target(op, rawURL, key, secret string) (*target, error) {
 	}
 	if t.key == "" && t.secret == "" {
 		t.key, t.secret = u.AccessKey, u.SecretKey
+	}
+	if err := s.guard.CheckHost(u.Host); err != nil {
+		return nil, t.fail(op, err)
 	}
 	switch {
 	case t.key == "" && t.secret == "":
@@ -347,10 +374,7 @@ func (s *Store) client(ctx context.Context, t *target) (*s3.Client, error) {
 		Retryer:                    aws.NopRetryer{}, // each call brings its own, from S3.do
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-	}, func(o *s3.Options) {
-		if s.opts.HTTPClient != nil {
-			o.HTTPClient = s.opts.HTTPClient
-		}
+		HTTPClient:                 s.http,
 	})
 
 	s.mu.Lock()
@@ -458,6 +482,17 @@ func (retryableStatus) IsErrorRetryable(err error) aws.Ternary {
 	return aws.UnknownTernary
 }
 
+// refused never retries a connection the network guard refused: the
+// answer cannot change.
+type refused struct{}
+
+func (refused) IsErrorRetryable(err error) aws.Ternary {
+	if _, ok := netguard.AsBlocked(err); ok {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
+}
+
 // chainError says the default AWS credential chain yielded no credentials.
 type chainError struct{ err error }
 
@@ -526,7 +561,13 @@ func (t *target) fail(op string, err error) *Error {
 	var api smithy.APIError
 	var ce *chainError
 	var urlErr *url.Error
-	switch {
+	switch b, blocked := netguard.AsBlocked(err); {
+	case blocked:
+		b.Subject = "the S3 server"
+		if op == "put" {
+			b.Subject = "the destination"
+		}
+		e.Message = b.Error()
 	case errors.As(err, &ce):
 		e.Message = ce.Error()
 	case errors.As(err, &api):

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thumbd/thumbd/internal/netguard"
 	"github.com/thumbd/thumbd/storage"
 )
 
@@ -125,7 +126,7 @@ func TestPutRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake(t, false, tt.script...)
-			s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Retries: tt.retries, Backoff: time.Millisecond, Logger: quietLogger()})
+			s := New(Options{Guard: allowAll, HTTPHosts: []string{"127.0.0.1"}, Retries: tt.retries, Backoff: time.Millisecond, Logger: quietLogger()})
 			content := "PNG-DATA-" + tt.name
 			dst := storage.Destination{
 				URL: f.url("bucket/task/thumb_0001.png"), Key: fakeKey, Secret: fakeSecret,
@@ -217,7 +218,7 @@ func TestPutRedactsServerEcho(t *testing.T) {
 	f := newFake(t, false, reply{status: 403, code: "SignatureDoesNotMatch",
 		msg: "key " + fakeKey + " with secret " + fakeSecret + " is wrong"})
 	var logs strings.Builder
-	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Backoff: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	s := New(Options{Guard: allowAll, HTTPHosts: []string{"127.0.0.1"}, Backoff: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	url := f.url("b/k.png")
 	_, err := s.Put(t.Context(), storage.Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "image/png")
 	if err == nil {
@@ -232,7 +233,7 @@ func TestPutRedactsServerEcho(t *testing.T) {
 func TestPutLogsRetriesWithoutSecrets(t *testing.T) {
 	f := newFake(t, false, reply{status: 500, code: "InternalError", msg: fakeSecret}, reply{status: 200})
 	var logs strings.Builder
-	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Backoff: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	s := New(Options{Guard: allowAll, HTTPHosts: []string{"127.0.0.1"}, Backoff: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if _, err := s.Put(t.Context(), storage.Destination{URL: f.url("b/k.png"), Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +250,7 @@ func TestPutCancelStopsRetries(t *testing.T) {
 	f := newFake(t, false, reply{status: 500, code: "InternalError", msg: "down"})
 	ctx, cancel := context.WithCancel(t.Context())
 	// Cancel when Put logs that it will retry, in a minute.
-	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Retries: 10, Backoff: time.Minute, Logger: slog.New(onWarn(cancel))})
+	s := New(Options{Guard: allowAll, HTTPHosts: []string{"127.0.0.1"}, Retries: 10, Backoff: time.Minute, Logger: slog.New(onWarn(cancel))})
 	start := time.Now()
 	url := f.url("b/k.png")
 	_, err := s.Put(ctx, storage.Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "")
@@ -283,7 +284,7 @@ func TestPutRetriesNetworkErrors(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
-	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Retries: 2, Backoff: time.Millisecond, Logger: quietLogger()})
+	s := New(Options{Guard: allowAll, HTTPHosts: []string{"127.0.0.1"}, Retries: 2, Backoff: time.Millisecond, Logger: quietLogger()})
 	url := "s3://" + addr + "/b/k.png"
 	_, err = s.Put(t.Context(), storage.Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "")
 	var e *Error
@@ -299,7 +300,7 @@ func TestPutRetriesNetworkErrors(t *testing.T) {
 
 func TestPutHTTPSAndClientCache(t *testing.T) {
 	f := newFake(t, true)
-	s := New(Options{HTTPClient: f.srv.Client(), Logger: quietLogger()}) // 127.0.0.1 not in HTTPHosts: https
+	s := New(Options{Guard: allowAll, HTTPClient: f.srv.Client(), Logger: quietLogger()}) // 127.0.0.1 not in HTTPHosts: https
 	url := f.url("b/a.png")
 	loc, err := s.Put(t.Context(), storage.Destination{URL: url, Key: fakeKey, Secret: fakeSecret}, strings.NewReader("a"), 1, "image/png")
 	if err != nil {
@@ -330,7 +331,7 @@ func TestPutHTTPSAndClientCache(t *testing.T) {
 func TestPutCredentials(t *testing.T) {
 	f := newFake(t, false)
 	hostport := strings.TrimPrefix(f.srv.URL, "http://")
-	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Logger: quietLogger()})
+	s := New(Options{Guard: allowAll, HTTPHosts: []string{"127.0.0.1"}, Logger: quietLogger()})
 
 	// Credentials in the URL's userinfo, percent-encoded.
 	raw := "s3://URLKEY0123456789:" + url.PathEscape("url/secret+1") + "@" + hostport + "/b/k.png"
@@ -385,7 +386,7 @@ func TestPutCredentials(t *testing.T) {
 func TestPutNoDefaultCredentials(t *testing.T) {
 	f := newFake(t, false)
 	isolateAWSEnv(t)
-	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, Backoff: time.Millisecond, Logger: quietLogger()})
+	s := New(Options{Guard: allowAll, HTTPHosts: []string{"127.0.0.1"}, Backoff: time.Millisecond, Logger: quietLogger()})
 	_, err := s.Put(t.Context(), storage.Destination{URL: f.url("b/k.png")}, strings.NewReader("x"), 1, "")
 	if err == nil {
 		t.Fatal("Put without any credentials succeeded")
@@ -445,3 +446,6 @@ func (h onWarn) Handle(_ context.Context, r slog.Record) error {
 }
 func (h onWarn) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h onWarn) WithGroup(string) slog.Handler      { return h }
+
+// allowAll lets the tests reach their servers on loopback.
+var allowAll = netguard.New(netguard.Policy{AllowPrivate: true})

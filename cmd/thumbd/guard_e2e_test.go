@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/thumbd/thumbd/internal/app"
+	"github.com/thumbd/thumbd/internal/s3test"
+)
+
+// publicOrigin serves ../../testdata on 127.0.0.2, which the tests below
+// allow (THUMBD_ALLOWED_NETWORKS) as if it were a host on the Internet,
+// while the rest of loopback stays refused.
+func publicOrigin(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("cannot listen on 127.0.0.2: %v", err)
+	}
+	if h == nil {
+		h = http.FileServer(http.Dir("../../testdata"))
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// guarded is the binary's default network policy, with only 127.0.0.2
+// allowed.
+func guarded(c *app.Config) {
+	c.AllowPrivateNetworks = false
+	c.AllowedNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+}
+
+// syncBuffer is a log that tests read while thumbd writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDestinationOnPrivateNetworkRefused runs tasks whose S3 destination
+// is a real S3 server on loopback, with private networks off: each task
+// ends in error naming the destination without its secret, and nothing is
+// stored.
+func TestDestinationOnPrivateNetworkRefused(t *testing.T) {
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, "thumbs")
+	var logs syncBuffer
+	th := runThumbdLog(t, testConfig(t, guarded), &logs)
+	src := publicOrigin(t, nil) + "/clip.mp4"
+	port := strconv.Itoa(s3.Port)
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		t.Run(host, func(t *testing.T) {
+			dst := "s3://" + host + ":" + port + "/thumbs/" + host + ".png"
+			query := map[string]any{
+				"source": src,
+				"format": []any{map[string]any{"output": "thumbnail", "time": 0.5, "width": 64,
+					"destination": map[string]any{"url": dst, "key": s3.AccessKey, "secret": s3.Secret}}},
+			}
+			token := startTask(t, th.base, query, "")
+			st := waitStatus(t, th.base, token, time.Minute, "error", "completed")
+			if st.Status != "error" || st.ErrorDescription == nil {
+				t.Fatalf("task %s, want error", st.Status)
+			}
+			desc := *st.ErrorDescription
+			want := "the destination's host " + host + " is a loopback address"
+			if !strings.Contains(desc, want) || !strings.Contains(desc, dst) {
+				t.Fatalf("error_description %q, want it to name %s and say %q", desc, dst, want)
+			}
+			if strings.Contains(desc, s3.Secret) || strings.Contains(desc, s3.AccessKey) {
+				t.Fatalf("error_description %q shows the credentials", desc)
+			}
+		})
+	}
+	if keys := s3.ListKeys(t, "thumbs", ""); len(keys) != 0 {
+		t.Fatalf("the S3 server holds %q", keys)
+	}
+	log := logs.String()
+	if !strings.Contains(log, "THUMBD_ALLOWED_NETWORKS") || !strings.Contains(log, "127.0.0.2/32") {
+		t.Errorf("the startup log does not say which private networks are allowed:\n%s", log)
+	}
+	if strings.Contains(log, s3.Secret) {
+		t.Errorf("the log shows the S3 secret")
+	}
+}
+
+// TestPrivateNetworksOnSaySo: a thumbd that may reach private networks
+// says so in a warning when it starts.
+func TestPrivateNetworksOnSaySo(t *testing.T) {
+	var logs syncBuffer
+	runThumbdLog(t, testConfig(t, nil), &logs)
+	if log := logs.String(); !strings.Contains(log, "level=WARN") || !strings.Contains(log, "THUMBD_ALLOW_PRIVATE_NETWORKS is on") {
+		t.Fatalf("no warning about private networks in the startup log:\n%s", log)
+	}
+}
