@@ -48,10 +48,10 @@ func TestPrivateSourcesRefused(t *testing.T) {
 	port := strings.TrimPrefix(target.URL, "http://127.0.0.1:")
 
 	tests := []struct {
-		name     string
-		src      string
-		atStart  bool // refused by start_encode2 (a validation error), else the task ends in error
-		want     string
+		name    string
+		src     string
+		atStart bool // refused by start_encode2 (a validation error), else the task ends in error
+		want    string
 	}{
 		{name: "loopback address", src: target.URL + "/clip.mp4", atStart: true, want: "host 127.0.0.1 is a loopback address"},
 		{name: "localhost", src: "http://localhost:" + port + "/clip.mp4", atStart: true, want: "host localhost is a loopback address"},
