@@ -24,3 +24,13 @@ echo "+ go vet ${pkgs[*]}" >&2
 go vet "${pkgs[@]}"
 echo "+ go test -count=1 -timeout 30m ${pkgs[*]} $*" >&2
 go test -count=1 -timeout 30m "${pkgs[@]}" "$@"
+
+FUZZTIME="${FUZZTIME:-3s}"
+if [ "$FUZZTIME" != 0 ]; then
+	while read -r dir; do
+		for target in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$dir"/*_test.go 2>/dev/null); do
+			echo "+ go test -run '^\$' -fuzz '^$target\$' -fuzztime $FUZZTIME $dir" >&2
+			go test -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZTIME" "$dir"
+		done
+	done < <(go list -f '{{.Dir}}' "${pkgs[@]}")
+fi

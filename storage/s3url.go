@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -104,8 +105,9 @@ func (u *S3URL) parseHostPort(hostport string) error {
 		return errors.New("storage: s3 URL has no host (want s3://host[:port]/bucket/key)")
 	}
 	host, port := hostport, ""
+	bracketed := strings.HasPrefix(hostport, "[")
 	switch {
-	case strings.HasPrefix(hostport, "["):
+	case bracketed:
 		end := strings.IndexByte(hostport, ']')
 		if end < 0 {
 			return errors.New("storage: s3 URL has an unterminated [IPv6] host")
@@ -131,7 +133,11 @@ func (u *S3URL) parseHostPort(hostport string) error {
 	if host == "" {
 		return errors.New("storage: s3 URL has no host (want s3://host[:port]/bucket/key)")
 	}
-	if strings.ContainsAny(host, " \t\r\n/\\?#%[]") {
+	if bracketed {
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.Is6() || ip.Zone() != "" {
+			return errors.New("storage: s3 URL has an invalid [IPv6] host")
+		}
+	} else if !validHostName(host) {
 		return errors.New("storage: s3 URL has an invalid host")
 	}
 	u.Host = host
@@ -143,6 +149,19 @@ func (u *S3URL) parseHostPort(hostport string) error {
 		u.Port = n
 	}
 	return nil
+}
+
+// validHostName reports whether host is a DNS name or an IPv4 address:
+// letters, digits, '-', '_' and '.'.
+func validHostName(host string) bool {
+	for _, c := range []byte(host) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // HostPort returns host or host:port, bracketing an IPv6 address.
