@@ -42,6 +42,8 @@ func toError(err error) *Error {
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.Is(err, errSlowBody):
+		return errorf(codeFieldRequired, "the request body did not arrive in time: send it whole, at once")
 	case errors.As(err, &ve):
 		return errorf(codeFieldRequired, "%s", ve.Error())
 	case errors.Is(err, engine.ErrBadAPIKey):

@@ -13,9 +13,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -68,7 +70,15 @@ type Config struct {
 	Static http.Handler
 	// Metrics, when set, serves GET /metrics (Prometheus).
 	Metrics http.Handler
+	// BodyTimeout bounds how long a request's body may take to arrive,
+	// counted from the end of its headers; 0 means DefaultBodyTimeout.
+	// Uploads are not bound by it: each of their reads has tusd's own
+	// timeout instead.
+	BodyTimeout time.Duration
 }
+
+// DefaultBodyTimeout is the BodyTimeout of a Config that sets none.
+const DefaultBodyTimeout = 30 * time.Second
 
 // Server is the HTTP face of thumbd.
 type Server struct {
@@ -82,16 +92,24 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	return &Server{cfg: cfg, log: cfg.Logger}
 }
 
-// maxBody bounds a request body.
-const maxBody = 4 << 20
+// maxBody bounds the body of an API request. The rest of a longer body,
+// up to maxDrain, is read and thrown away after the error reply, so that
+// a client still sending can read it rather than see its connection reset.
+const (
+	maxBody  = 4 << 20
+	maxDrain = 64 << 20
+)
 
 // Handler returns the router.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.CleanPath, middleware.StripSlashes, middleware.Recoverer, s.logRequests)
+	r.Use(middleware.CleanPath, middleware.StripSlashes, s.bodyDeadline, middleware.Recoverer, s.logRequests)
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -140,7 +158,12 @@ type handler func(r *http.Request, form url.Values) (any, error)
 // renders API errors.
 func (s *Server) adapt(h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		body := r.Body
 		form, err := readForm(r)
+		if errors.Is(err, errTooLarge) {
+			s.refuseLarge(w, r, body)
+			return
+		}
 		var v any
 		if err == nil {
 			v, err = h(r, form)
@@ -156,15 +179,24 @@ func (s *Server) adapt(h handler) http.HandlerFunc {
 	}
 }
 
+// errTooLarge is a request body over maxBody.
+var errTooLarge = errors.New("request body too large")
+
 // readForm collects a request's fields from its query string and from a
 // form-encoded or JSON body.
 func readForm(r *http.Request) (url.Values, error) {
+	if r.ContentLength > maxBody {
+		return nil, errTooLarge
+	}
 	r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "application/json" {
 		form := r.URL.Query()
 		var m map[string]any
 		if err := json.NewDecoder(r.Body).Decode(&m); err != nil && !errors.Is(err, io.EOF) {
+			if err := bodyError(err); err != nil {
+				return nil, err
+			}
 			return nil, errorf(codeFieldRequired, "request body is not valid JSON: %v", err)
 		}
 		for k, v := range m {
@@ -185,9 +217,51 @@ func readForm(r *http.Request) (url.Values, error) {
 		return form, nil
 	}
 	if err := r.ParseForm(); err != nil {
+		if err := bodyError(err); err != nil {
+			return nil, err
+		}
 		return nil, errorf(codeFieldRequired, "request body is not a valid form: %v", err)
 	}
 	return r.Form, nil
+}
+
+// bodyError says why reading a request's body failed when the reason is
+// the body itself (too large, too slow) rather than what it holds; nil
+// otherwise.
+func bodyError(err error) error {
+	var tooLarge *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &tooLarge):
+		return errTooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		return errSlowBody
+	}
+	return nil
+}
+
+// errSlowBody is a body that did not arrive within BodyTimeout.
+var errSlowBody = errors.New("request body too slow")
+
+// refuseLarge answers a request whose body is over maxBody with Qencode's
+// envelope, then reads and throws away the rest of the body, up to
+// maxDrain, before the connection is closed: a client that sends the whole
+// body before it reads the reply then finds the reply, where closing at
+// once would reset the connection under it.
+func (s *Server) refuseLarge(w http.ResponseWriter, r *http.Request, body io.ReadCloser) {
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex() // read the body after the reply is sent
+	w.Header().Set("Connection", "close")
+	msg := fmt.Sprintf("query too large: the request body is over this server's limit of %d MiB", maxBody>>20)
+	if r.ContentLength > 0 {
+		msg = fmt.Sprintf("query too large: the request body is %.1f MiB, over this server's limit of %d MiB", float64(r.ContentLength)/(1<<20), maxBody>>20)
+	}
+	writeJSON(w, http.StatusOK, errorReply{Error: codeFieldRequired, Message: msg})
+	_ = rc.Flush()
+	if r.ContentLength <= maxDrain {
+		_, _ = io.CopyN(io.Discard, body, maxDrain)
+	}
+	s.log.Warn("request body too large", "path", r.URL.Path, "content_length", r.ContentLength)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -356,6 +430,23 @@ func contentType(name string) string {
 		return "video/webm"
 	}
 	return ""
+}
+
+// bodyDeadline gives every request but an upload BodyTimeout to send its
+// body, so that a client dribbling a body cannot hold a connection (and a
+// file descriptor) for longer. It runs after the path is cleaned, on the
+// path the router sees.
+func (s *Server) bodyDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
+			p = rctx.RoutePath
+		}
+		if p != "/v1/upload_file" && !strings.HasPrefix(p, "/v1/upload_file/") {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // logRequests logs each request's method, path, status and time; never its

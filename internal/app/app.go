@@ -178,13 +178,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		TaskTimeout: cfg.TaskTimeout,
 	})
 	apiCfg := api.Config{
-		Engine:    eng,
-		Files:     files,
-		PublicURL: cfg.PublicURL,
-		Logger:    log,
-		Ready:     readiness(runner, cfg.DataDir, ready...),
-		Uploads:   uploads,
-		Static:    static.Handler(),
+		Engine:      eng,
+		Files:       files,
+		PublicURL:   cfg.PublicURL,
+		Logger:      log,
+		Ready:       readiness(runner, cfg.DataDir, ready...),
+		Uploads:     uploads,
+		Static:      static.Handler(),
+		BodyTimeout: cfg.BodyTimeout,
 	}
 	if plane != nil {
 		// The test-control plane hangs on from outside: its routes, and
@@ -201,7 +202,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		}
 		apiCfg.PollStatus = plane.WatchStatus(eng.Status)
 	}
-	httpSrv := &http.Server{Handler: api.New(apiCfg).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Slow clients are bounded: 10 s for the headers, BodyTimeout for an
+	// API request's body, IdleTimeout between requests, and MaxConns open
+	// at once.
+	httpSrv := &http.Server{Handler: api.New(apiCfg).Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	// Every goroutine started here ends with a context of Run's and is
 	// waited for before Run returns.
@@ -212,7 +216,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	go func() { defer close(engDone); engErr = eng.Run(engCtx) }()
 	var srvErr error
 	srvDone := make(chan struct{})
-	go func() { defer close(srvDone); srvErr = httpSrv.Serve(ln) }()
+	go func() { defer close(srvDone); srvErr = httpSrv.Serve(limitConns(ln, cfg.MaxConns)) }()
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	sweepDone := make(chan struct{})

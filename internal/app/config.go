@@ -37,6 +37,8 @@ type Config struct {
 	TaskTimeout     time.Duration // time limit of one task, reading its source included; 0: none
 	CallbackRetry   time.Duration // how long a failing callback is retried
 	TestAPI         bool          // serve the test-control plane under /_thumbd/
+	BodyTimeout     time.Duration // how long an API request's body may take to arrive
+	MaxConns        int           // client connections open at once; 0: no limit
 
 	AllowPrivateNetworks bool           // sources, destinations and callbacks may reach loopback, private and link-local addresses
 	AllowedNetworks      []netip.Prefix // private networks they may reach when AllowPrivateNetworks is off
@@ -151,6 +153,22 @@ func settings() []setting {
 			b, err := parseBool(v)
 			c.TestAPI = b
 			return err
+		}},
+		{"body-timeout", "THUMBD_BODY_TIMEOUT", "30s", "how long an API request's body may take to arrive after its headers (uploads have their own per-read timeout)", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("must be a duration like 30s or 2m, got %q", v)
+			}
+			c.BodyTimeout = d
+			return nil
+		}},
+		{"max-conns", "THUMBD_MAX_CONNS", "1024", "client connections open at once; more wait in the kernel's queue until one closes (0: no limit)", func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("must be a whole number, 0 for no limit, got %q", v)
+			}
+			c.MaxConns = n
+			return nil
 		}},
 		{"allow-private-networks", "THUMBD_ALLOW_PRIVATE_NETWORKS", "false", "let sources, S3 destinations and callbacks reach loopback, private and link-local addresses, this machine included (for a trusted network; never on a public service)", func(c *Config, v string) error {
 			b, err := parseBool(v)

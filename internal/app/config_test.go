@@ -25,6 +25,7 @@ func TestLoadConfig(t *testing.T) {
 		MaxSourceSize: 20 << 30, MaxUnsizedSize: 1 << 30, MinSourceRate: 16 << 10, SourceRateWindow: time.Minute,
 		S3RetryWindow: time.Minute,
 		Store:         "sqlite", Retention: 24 * time.Hour, TaskTimeout: time.Hour, CallbackRetry: time.Minute,
+		BodyTimeout: 30 * time.Second, MaxConns: 1024,
 	}
 	with := func(f func(c *Config)) Config {
 		c := defaults
@@ -90,6 +91,14 @@ func TestLoadConfig(t *testing.T) {
 				c.AllowedNetworks = []netip.Prefix{netip.MustParsePrefix("10.1.2.0/24"), netip.MustParsePrefix("192.168.1.5/32"), netip.MustParsePrefix("fd00::/8")}
 			}),
 		},
+		{
+			name: "slow clients",
+			env:  map[string]string{"THUMBD_BODY_TIMEOUT": "5s", "THUMBD_MAX_CONNS": "64"},
+			args: []string{"-max-conns", "0"},
+			want: with(func(c *Config) { c.BodyTimeout, c.MaxConns = 5*time.Second, 0 }),
+		},
+		{name: "zero body timeout", env: map[string]string{"THUMBD_BODY_TIMEOUT": "0"}, wantErr: "THUMBD_BODY_TIMEOUT"},
+		{name: "negative max conns", args: []string{"-max-conns=-1"}, wantErr: "-max-conns"},
 		{name: "bad allowed network", args: []string{"-allowed-networks", "10.0.0.0/8,intranet"}, wantErr: `-allowed-networks / THUMBD_ALLOWED_NETWORKS: "intranet" is not a network`},
 		{name: "bad size unit", env: map[string]string{"THUMBD_MAX_SOURCE_SIZE": "2 lots"}, wantErr: "THUMBD_MAX_SOURCE_SIZE"},
 		{name: "negative size", args: []string{"-max-source-size", "-1"}, wantErr: "-max-source-size"},
