@@ -24,6 +24,7 @@ import (
 
 	"github.com/thumbd/thumbd/api/wire"
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/internal/netguard"
 )
 
 // Warner adds a warning to a task. *engine.Engine implements it, and so
@@ -40,7 +41,14 @@ type Config struct {
 	// Warnings gets the warning of a task whose callback could not be
 	// delivered; nil: none is recorded.
 	Warnings Warner
-	// Client sends the requests; default: one with a 10 s timeout.
+	// Guard decides which addresses callbacks may reach; nil refuses every
+	// address that is not public (netguard.Default). A URL whose host is a
+	// refused address, or "localhost", is never sent to; any other host is
+	// checked when it is dialed, redirects included.
+	Guard *netguard.Guard
+	// Client sends the requests instead of one with a 10 s timeout, at
+	// most 5 redirects and Guard's dialer; it should dial with
+	// Guard.DialContext.
 	Client *http.Client
 	// RetryFor bounds how long a failing delivery is retried; default 1 min.
 	RetryFor time.Duration
@@ -66,12 +74,14 @@ type Delivery struct {
 	ID        int
 	TaskToken string
 	Event     engine.EventKind
-	URL       string
+	URL       string // without userinfo or query (netguard.ShowURL): fit to show
 	Fields    url.Values
 	Attempts  []Attempt
 	Delivered bool // a 2xx reply came
 	Done      bool // delivered, or given up
 	Code      int  // the last reply's status code; 0 if none came
+
+	target string // the callback URL as the query gave it
 }
 
 // Attempt is one try at a delivery.
@@ -87,6 +97,7 @@ type Attempt struct {
 type Notifier struct {
 	cfg    Config
 	log    *slog.Logger
+	guard  *netguard.Guard
 	ctx    context.Context // ends on Close's deadline
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -107,8 +118,12 @@ type pending struct {
 
 // New returns a Notifier.
 func New(cfg Config) *Notifier {
+	if cfg.Guard == nil {
+		cfg.Guard = netguard.Default()
+	}
+	guard := cfg.Guard.For("the callback")
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 10 * time.Second}
+		cfg.Client = guard.Client(10*time.Second, 5)
 	}
 	if cfg.RetryFor <= 0 {
 		cfg.RetryFor = time.Minute
@@ -123,7 +138,7 @@ func New(cfg Config) *Notifier {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Notifier{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel,
+	return &Notifier{cfg: cfg, log: cfg.Logger, guard: guard, ctx: ctx, cancel: cancel,
 		queues: map[string][]*pending{}, busy: map[string]bool{}}
 }
 
@@ -142,7 +157,8 @@ func (n *Notifier) Notify(_ context.Context, ev engine.Event) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.nextID++
-	d := &Delivery{ID: n.nextID, TaskToken: ev.Token, Event: ev.Kind, URL: ev.Spec.CallbackURL, Fields: fields}
+	d := &Delivery{ID: n.nextID, TaskToken: ev.Token, Event: ev.Kind, URL: netguard.ShowURL(ev.Spec.CallbackURL),
+		Fields: fields, target: ev.Spec.CallbackURL}
 	n.all = append(n.all, d)
 	if len(n.all) > n.cfg.Keep {
 		n.all = n.all[len(n.all)-n.cfg.Keep:]
@@ -182,7 +198,7 @@ func (n *Notifier) deliver(p *pending) {
 	for stopped := false; !stopped; {
 		a := n.attempt(d)
 		n.mu.Lock()
-		d.Attempts = append(d.Attempts, a)
+		d.Attempts = append(d.Attempts, a.Attempt)
 		d.Code = a.Code
 		if a.Error == "" {
 			d.Delivered, d.Done = true, true
@@ -193,9 +209,9 @@ func (n *Notifier) deliver(p *pending) {
 		}
 		last = a.Error
 		n.log.Warn("callback not delivered", "task", engine.Redact(d.TaskToken), "event", d.Event,
-			"host", hostOf(d.URL), "attempt", len(d.Attempts), "err", a.Error)
-		if time.Since(began)+wait > n.cfg.RetryFor {
-			break
+			"url", d.URL, "attempt", len(d.Attempts), "err", a.Error)
+		if a.refused || time.Since(began)+wait > n.cfg.RetryFor {
+			break // a refused address stays refused
 		}
 		select {
 		case <-time.After(wait):
@@ -219,9 +235,11 @@ func (n *Notifier) deliver(p *pending) {
 }
 
 // attempt makes one try. Its Error reads like Qencode's warning details:
-// "500: <the start of the reply>", or why no reply came.
-func (n *Notifier) attempt(d *Delivery) Attempt {
-	a := Attempt{At: time.Now()}
+// "500: Internal Server Error", or why no reply came. It never holds the
+// reply's body, nor the reason phrase the receiver chose: a callback must
+// not read a service back to whoever named it.
+func (n *Notifier) attempt(d *Delivery) attempt {
+	a := attempt{Attempt: Attempt{At: time.Now()}}
 	if n.cfg.Fault != nil {
 		if code, ok := n.cfg.Fault(); ok {
 			a.Code, a.Injected = code, true
@@ -229,9 +247,18 @@ func (n *Notifier) attempt(d *Delivery) Attempt {
 			return a
 		}
 	}
-	req, err := http.NewRequestWithContext(n.ctx, http.MethodPost, d.URL, strings.NewReader(d.Fields.Encode()))
+	u, err := url.Parse(d.target)
 	if err != nil {
-		a.Error = err.Error()
+		a.Error, a.refused = "the callback URL is not valid", true
+		return a
+	}
+	if err := n.guard.CheckHost(u.Hostname()); err != nil {
+		a.Error, a.refused = err.Error(), true
+		return a
+	}
+	req, err := http.NewRequestWithContext(n.ctx, http.MethodPost, d.target, strings.NewReader(d.Fields.Encode()))
+	if err != nil {
+		a.Error, a.refused = "the callback URL cannot be requested", true
 		return a
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -239,21 +266,31 @@ func (n *Notifier) attempt(d *Delivery) Attempt {
 	resp, err := n.cfg.Client.Do(req)
 	a.Took = time.Since(a.At)
 	if err != nil {
+		if b, ok := netguard.AsBlocked(err); ok {
+			a.Error, a.refused = b.Error(), true
+			return a
+		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			err = ue.Err // without "Post <url>:", which the warning names already
+			err = ue.Err // without "Post <url>:", which may hold secrets
 		}
 		a.Error = err.Error()
 		return a
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // so the connection is kept
 	a.Code = resp.StatusCode
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		a.Error = fmt.Sprintf("%d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		a.Error = strings.TrimSuffix(fmt.Sprintf("%d: %s", resp.StatusCode, http.StatusText(resp.StatusCode)), ": ")
 	}
 	return a
+}
+
+// attempt is an Attempt and whether the guard refused it, which no retry
+// can change.
+type attempt struct {
+	Attempt
+	refused bool
 }
 
 // Deliveries returns a copy of the deliveries remembered, oldest first.
@@ -309,14 +346,4 @@ func cloneValues(v url.Values) url.Values {
 		out[k] = append([]string(nil), vs...)
 	}
 	return out
-}
-
-// hostOf returns a URL's host for logs: a callback URL's path and query
-// may carry secrets.
-func hostOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "?"
-	}
-	return u.Host
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/thumbd/thumbd/callback"
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/internal/netguard"
 )
 
 // receiver records the forms posted to it and answers with the codes it is
@@ -48,6 +49,9 @@ func newReceiver(t *testing.T, codes ...int) (*receiver, string) {
 	t.Cleanup(srv.Close)
 	return r, srv.URL + "/hook?secret=s"
 }
+
+// allowAll lets the tests' callbacks reach their receivers on loopback.
+var allowAll = netguard.New(netguard.Policy{AllowPrivate: true})
 
 type warnings struct {
 	mu sync.Mutex
@@ -108,7 +112,9 @@ func TestDelivery(t *testing.T) {
 		{name: "retried until accepted", codes: []int{500, 503, 200}, wantAttempts: 3, wantDelivered: true},
 		{name: "injected failures are retried", codes: []int{200}, fault: 2, wantAttempts: 3, wantDelivered: true},
 		{name: "a receiver that keeps failing", codes: []int{500}, wantAttempts: 3, wantDelivered: false,
-			wantWarning: "Error sending callback to URL 500: reply body"},
+			wantWarning: "Error sending callback to URL 500: Internal Server Error"},
+		{name: "a status without a reason phrase", codes: []int{599}, wantAttempts: 3, wantDelivered: false,
+			wantWarning: "Error sending callback to URL 599"},
 		{name: "no receiver", codes: nil, wantAttempts: 3, wantDelivered: false,
 			wantWarning: "Error sending callback to http://127.0.0.1:9/hook: dial tcp 127.0.0.1:9: connect: connection refused"},
 	}
@@ -121,7 +127,7 @@ func TestDelivery(t *testing.T) {
 			var w warnings
 			var mu sync.Mutex
 			faults := tt.fault
-			n := callback.New(callback.Config{Warnings: &w, RetryFor: 250 * time.Millisecond, Backoff: 50 * time.Millisecond,
+			n := callback.New(callback.Config{Guard: allowAll, Warnings: &w, RetryFor: 250 * time.Millisecond, Backoff: 50 * time.Millisecond,
 				Fault: func() (int, bool) {
 					mu.Lock()
 					defer mu.Unlock()
@@ -160,7 +166,7 @@ func TestDelivery(t *testing.T) {
 				}
 				return
 			}
-			wantDetails := strings.ReplaceAll(tt.wantWarning, "URL", u)
+			wantDetails := strings.ReplaceAll(tt.wantWarning, "URL", netguard.ShowURL(u))
 			if len(ws) != 1 || ws[0].Message != "Callback delivery error" || ws[0].Details != wantDetails {
 				t.Errorf("warnings %+v, want one with details %q", ws, wantDetails)
 			}
@@ -174,7 +180,7 @@ func TestDelivery(t *testing.T) {
 func TestOrderPerTask(t *testing.T) {
 	slow, slowURL := newReceiver(t, 500, 500, 200)
 	fast, fastURL := newReceiver(t, 200)
-	n := callback.New(callback.Config{RetryFor: 5 * time.Second, Backoff: 100 * time.Millisecond})
+	n := callback.New(callback.Config{Guard: allowAll, RetryFor: 5 * time.Second, Backoff: 100 * time.Millisecond})
 	defer n.Close(context.Background())
 	a, b := strings.Repeat("a", 32), strings.Repeat("b", 32)
 	n.Notify(context.Background(), event(a, engine.EventQueued, slowURL))
@@ -209,7 +215,7 @@ func TestNoURLNoDelivery(t *testing.T) {
 
 func TestClear(t *testing.T) {
 	_, u := newReceiver(t, 200)
-	n := callback.New(callback.Config{})
+	n := callback.New(callback.Config{Guard: allowAll})
 	defer n.Close(context.Background())
 	n.Notify(context.Background(), event(strings.Repeat("a", 32), engine.EventQueued, u))
 	settle(t, n, 1)

@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,5 +115,65 @@ func TestPrivateNetworksOnSaySo(t *testing.T) {
 	runThumbdLog(t, testConfig(t, nil), &logs)
 	if log := logs.String(); !strings.Contains(log, "level=WARN") || !strings.Contains(log, "THUMBD_ALLOW_PRIVATE_NETWORKS is on") {
 		t.Fatalf("no warning about private networks in the startup log:\n%s", log)
+	}
+}
+
+// TestCallbackToPrivateNetworkRefused runs a task whose callback_url is a
+// receiver on loopback, with credentials and a token in the URL, under the
+// binary's default network policy: the receiver gets nothing, the task
+// completes with a warning per callback that says why, and neither the
+// warnings, the callback inspector nor the log show the credentials.
+func TestCallbackToPrivateNetworkRefused(t *testing.T) {
+	var got atomic.Int64
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+	}))
+	defer rcv.Close()
+	var logs syncBuffer
+	th := runThumbdLog(t, testConfig(t, func(c *app.Config) { guarded(c); c.TestAPI = true }), &logs)
+	hook := strings.Replace(rcv.URL, "http://", "http://u:PASS@", 1) + "/hook?auth=TOKEN"
+	shown := rcv.URL + "/hook?…"
+	token := startTask(t, th.base, thumbQuery(publicOrigin(t, nil)+"/clip.mp4", map[string]any{"callback_url": hook}), "")
+	st := waitStatus(t, th.base, token, time.Minute, "completed", "error")
+	if st.Status != "completed" {
+		t.Fatalf("task %s, want completed: a callback never holds a task back", st.Status)
+	}
+	var warnings []struct{ Message, Details string }
+	deadline := time.Now().Add(20 * time.Second)
+	for len(warnings) < 2 && time.Now().Before(deadline) {
+		_, raw := status(t, th.base, token)
+		var s struct {
+			Warnings []struct{ Message, Details string } `json:"warnings"`
+		}
+		json.Unmarshal(raw, &s)
+		warnings = s.Warnings
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(warnings) != 2 {
+		t.Fatalf("warnings %+v, want one per callback (queued, saved)", warnings)
+	}
+	for _, w := range warnings {
+		want := "Error sending callback to " + shown + ": the callback's host 127.0.0.1 is a loopback address"
+		if w.Message != "Callback delivery error" || !strings.HasPrefix(w.Details, want) {
+			t.Errorf("warning %+v, want details starting %q", w, want)
+		}
+	}
+	var cbs callbacksReply
+	post(t, th.base, "/_thumbd/callbacks", url.Values{"task_token": {token}}, &cbs)
+	if len(cbs.Callbacks) != 2 {
+		t.Fatalf("the inspector lists %d callbacks, want 2", len(cbs.Callbacks))
+	}
+	for _, c := range cbs.Callbacks {
+		if c.URL != shown || c.Delivered || len(c.Attempts) != 1 {
+			t.Errorf("inspector: %+v, want the URL %s, undelivered after one attempt", c, shown)
+		}
+	}
+	if n := got.Load(); n != 0 {
+		t.Fatalf("the receiver on loopback got %d requests", n)
+	}
+	for _, secret := range []string{"PASS", "TOKEN"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the log shows %s", secret)
+		}
 	}
 }

@@ -143,6 +143,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	// Events go one way: the engine tells callbacks of them, and a callback
 	// that keeps failing warns its task through the store they share.
 	cbCfg := callback.Config{
+		Guard:    guard,
 		Base:     base,
 		Warnings: engine.TaskWarnings{Store: store},
 		RetryFor: cfg.CallbackRetry,
