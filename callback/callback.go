@@ -332,7 +332,8 @@ func (n *Notifier) Close(ctx context.Context) error {
 }
 
 // sep is what goes between the URL and the reason in a warning, as Qencode
-// words it: "<url> 500: <reply>", or "<url>: <why no reply came>".
+// words it: "<url> 500: Internal Server Error", or "<url>: <why no reply
+// came>".
 func sep(code int) string {
 	if code > 0 {
 		return " "
