@@ -289,8 +289,8 @@ func dataDirError(dir string, err error) error {
 }
 
 // outboundGuard is the one network guard of sources, S3 destinations and
-// callbacks. It says so in the log when it lets them reach private
-// networks.
+// callbacks (netGuard). It says so in the log when it lets them reach
+// private networks.
 func outboundGuard(cfg Config, log *slog.Logger) *netguard.Guard {
 	switch {
 	case cfg.AllowPrivateNetworks:
@@ -302,6 +302,12 @@ func outboundGuard(cfg Config, log *slog.Logger) *netguard.Guard {
 		}
 		log.Warn("THUMBD_ALLOWED_NETWORKS: sources, S3 destinations and callbacks may reach these private networks", "networks", strings.Join(nets, ","))
 	}
+	return netGuard(cfg)
+}
+
+// netGuard is the network guard cfg's AllowPrivateNetworks and
+// AllowedNetworks describe.
+func netGuard(cfg Config) *netguard.Guard {
 	return netguard.New(netguard.Policy{AllowPrivate: cfg.AllowPrivateNetworks, Allowed: cfg.AllowedNetworks})
 }
 

@@ -49,7 +49,8 @@ func RunTask(ctx context.Context, cfg Config, log *slog.Logger, spec engine.Spec
 		}
 		files = local
 	}
-	guard := outboundGuard(cfg, log)
+	guard := netGuard(cfg) // a one-shot run on the user's machine: no warning
+
 	objects := s3store.New(s3store.Options{HTTPHosts: cfg.S3HTTPHosts, RetryWindow: cfg.S3RetryWindow, Guard: guard, Logger: log})
 	sources, err := source.New(source.Config{
 		Guard:      guard,

@@ -416,7 +416,7 @@ func isolateAWSEnv(t *testing.T) {
 // window is over, and then stops.
 func TestRetryWindow(t *testing.T) {
 	f := newFake(t, false, reply{status: 503, code: "SlowDown", msg: "busy"})
-	s := New(Options{HTTPHosts: []string{"127.0.0.1"}, RetryWindow: 400 * time.Millisecond, Backoff: 20 * time.Millisecond, Logger: quietLogger()})
+	s := New(Options{Guard: allowAll, HTTPHosts: []string{"127.0.0.1"}, RetryWindow: 400 * time.Millisecond, Backoff: 20 * time.Millisecond, Logger: quietLogger()})
 	began := time.Now()
 	_, err := s.Put(t.Context(), storage.Destination{URL: f.url("b/k.png"), Key: fakeKey, Secret: fakeSecret}, strings.NewReader("x"), 1, "")
 	took := time.Since(began)
