@@ -15,12 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"mime"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -31,6 +31,7 @@ import (
 
 	"github.com/thumbd/thumbd/api/wire"
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/storage"
 )
 
 // Engine is what the API needs of the engine.
@@ -41,9 +42,12 @@ type Engine interface {
 	Status(ctx context.Context, taskToken string) (engine.Snapshot, error)
 }
 
-// Files serves files thumbd keeps itself. storage.Local implements it.
+// Files serves files thumbd keeps itself. storage.Local (the data
+// directory) and s3store.Kept (a bucket shared by several instances)
+// implement it. A file that is not there is fs.ErrNotExist or
+// storage.ErrBadName.
 type Files interface {
-	Open(name string) (*os.File, error)
+	OpenFile(ctx context.Context, name string) (storage.File, error)
 }
 
 // Config is what a Server needs.
@@ -397,9 +401,15 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	f, err := s.cfg.Files.Open(name)
+	f, err := s.cfg.Files.OpenFile(r.Context(), name)
 	if err != nil {
-		http.NotFound(w, r)
+		var pe *fs.PathError // the data directory's errors: missing, a link out of it
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, storage.ErrBadName) || errors.As(err, &pe) {
+			http.NotFound(w, r)
+			return
+		}
+		s.log.Warn("reading a kept file", "err", err)
+		http.Error(w, "the file store is unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	defer f.Close()

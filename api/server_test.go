@@ -18,7 +18,10 @@ import (
 	"time"
 
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/internal/netguard"
+	"github.com/thumbd/thumbd/internal/s3test"
 	"github.com/thumbd/thumbd/storage"
+	"github.com/thumbd/thumbd/storage/s3store"
 )
 
 // Every API method answers HTTP 200, application/json and an integer
@@ -466,11 +469,50 @@ func TestStorageServesFiles(t *testing.T) {
 	})
 }
 
-func TestStorageRange(t *testing.T) {
+// keptStores are the stores kept files are served from: the data
+// directory, and a bucket on a real S3 server.
+func keptStores(t *testing.T) map[string]interface {
+	Files
+	Put(ctx context.Context, name string, body io.Reader, contentType string) (storage.Location, error)
+} {
 	l, _ := newLocal(t)
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "kept")
+	k, err := s3store.NewKept(s3store.New(s3store.Options{HTTPHosts: []string{s3test.Host}, Guard: netguard.New(netguard.Policy{AllowPrivate: true})}),
+		"s3://"+url.PathEscape(srv.AccessKey)+":"+url.PathEscape(srv.Secret)+"@"+srv.Endpoint+"/kept/prefix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]interface {
+		Files
+		Put(ctx context.Context, name string, body io.Reader, contentType string) (storage.Location, error)
+	}{"local": l, "s3": k}
+}
+
+func TestStorageRange(t *testing.T) {
+	for store, l := range keptStores(t) {
+		t.Run(store, func(t *testing.T) { testStorageRange(t, l) })
+	}
+}
+
+func testStorageRange(t *testing.T, l interface {
+	Files
+	Put(ctx context.Context, name string, body io.Reader, contentType string) (storage.Location, error)
+}) {
 	name := fakeTask + "/thumb_0001.jpg"
-	putFile(t, l, name, "0123456789")
+	if _, err := l.Put(t.Context(), name, strings.NewReader("0123456789"), "image/jpeg"); err != nil {
+		t.Fatal(err)
+	}
 	ts, _ := newTestServer(t, Config{Files: l})
+	t.Run("whole", func(t *testing.T) {
+		r := get(t, ts.URL+"/storage/"+name)
+		if r.status != 200 || string(r.raw) != "0123456789" || r.header.Get("Content-Type") != "image/jpeg" {
+			t.Errorf("status %d, body %q, Content-Type %q", r.status, r.raw, r.header.Get("Content-Type"))
+		}
+		if r := get(t, ts.URL+"/storage/"+fakeTask+"/missing.jpg"); r.status != http.StatusNotFound {
+			t.Errorf("missing file: status %d, want 404", r.status)
+		}
+	})
 	for _, tc := range []struct {
 		rng, body, contentRange string
 	}{

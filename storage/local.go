@@ -151,3 +151,12 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// OpenFile opens the regular file called name for reading, as Open does.
+func (l *Local) OpenFile(_ context.Context, name string) (File, error) {
+	f, err := l.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}

@@ -7,6 +7,11 @@
 // Secrets never appear in an error message or a log line.
 package storage
 
+import (
+	"io"
+	"io/fs"
+)
+
 // Destination is one place a file is uploaded to, as the user gave it.
 type Destination struct {
 	// URL is the full object URL: s3://host[:port]/bucket/key.
@@ -29,4 +34,10 @@ type Location struct {
 	Port   int    // 0 when the URL named none
 	Bucket string
 	Key    string // object key, or the path under Local's directory
+}
+
+// File is a kept file opened for reading; *os.File is one.
+type File interface {
+	io.ReadSeekCloser
+	Stat() (fs.FileInfo, error)
 }

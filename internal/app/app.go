@@ -52,9 +52,22 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	if len(cfg.APIKeys) == 0 {
 		log.Warn("THUMBD_API_KEYS is not set: ANY api_key of at least 12 characters is accepted. Set THUMBD_API_KEYS before exposing thumbd to anyone.")
 	}
-	files, err := storage.NewLocal(filepath.Join(cfg.DataDir, "files"))
+	local, err := storage.NewLocal(filepath.Join(cfg.DataDir, "files"))
 	if err != nil {
 		return dataDirError(cfg.DataDir, err)
+	}
+	var files keptFiles = local
+	if cfg.FilesURL != "" {
+		// The operator's own bucket: a store of its own, which neither
+		// fault injection nor the guard on users' destinations touch (the
+		// operator named it; it is often on a private network).
+		kept, err := s3store.NewKept(s3store.New(s3store.Options{HTTPHosts: cfg.S3HTTPHosts, RetryWindow: cfg.S3RetryWindow,
+			Guard: netguard.New(netguard.Policy{AllowPrivate: true}).For("the kept files' bucket"), Logger: log}), cfg.FilesURL)
+		if err != nil {
+			return fmt.Errorf("THUMBD_FILES_URL: %w", err)
+		}
+		log.Info("kept files go to a bucket", "url", kept.URL())
+		files = kept
 	}
 	base := cfg.PublicURL
 	if base == "" {
@@ -275,6 +288,14 @@ func listenError(addr string, err error) error {
 		hint = "another program (or another thumbd) is using it; stop it, or " + hint
 	}
 	return fmt.Errorf("cannot listen on %s: %w; %s", addr, err, hint)
+}
+
+// keptFiles is where the files without a destination go: the data
+// directory (storage.Local) or a bucket (s3store.Kept).
+type keptFiles interface {
+	engine.FileStore
+	engine.FileRemover
+	api.Files
 }
 
 // dataDirError explains a failure to prepare the data directory; when it

@@ -14,6 +14,7 @@ import (
 
 	"github.com/thumbd/thumbd/ffmpeg"
 	"github.com/thumbd/thumbd/internal/netguard"
+	"github.com/thumbd/thumbd/storage"
 )
 
 // Config is thumbd's configuration: THUMBD_* environment variables,
@@ -49,7 +50,9 @@ type Config struct {
 	SourceRateWindow     time.Duration
 	S3RetryWindow        time.Duration // how long a failing S3 request is retried
 
-	Metrics bool // serve Prometheus metrics at /metrics
+	Metrics       bool          // serve Prometheus metrics at /metrics
+	FilesURL      string        // s3:// bucket and prefix for kept files; empty: the data directory
+	FailoverAfter time.Duration // PostgreSQL: how long a dead instance's task waits before another runs it
 }
 
 // setting is one configuration knob: its flag, its environment variable,
@@ -209,6 +212,21 @@ func settings() []setting {
 			b, err := parseBool(v)
 			c.Metrics = b
 			return err
+		}},
+		{"files-url", "THUMBD_FILES_URL", "", "s3://[key:secret@]host[:port]/bucket[/prefix] where files without a destination are kept, for every instance to serve under /storage/ (credentials: the URL's, else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); empty: the data directory", func(c *Config, v string) error {
+			if v == "" {
+				c.FilesURL = ""
+				return nil
+			}
+			if _, err := storage.ParseS3URL(v); err != nil {
+				// Never the value: it may hold a secret.
+				return fmt.Errorf("must be a URL like s3://host:9000/bucket/prefix: %v", err)
+			}
+			c.FilesURL = v
+			return nil
+		}},
+		{"failover-after", "THUMBD_FAILOVER_AFTER", "15s", "with PostgreSQL, how long a task whose instance stopped renewing its lease (killed, cut off) waits before another instance runs it again; a running instance renews it every fifth of that", func(c *Config, v string) error {
+			return positive(v, &c.FailoverAfter)
 		}},
 	}
 }

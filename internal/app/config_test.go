@@ -23,8 +23,8 @@ func TestLoadConfig(t *testing.T) {
 		S3HTTPHosts: []string{"localhost", "127.0.0.1", "::1"}, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second, Metrics: true,
 		MaxSourceSize: 20 << 30, MaxUnsizedSize: 1 << 30, MinSourceRate: 16 << 10, SourceRateWindow: time.Minute,
-		S3RetryWindow: time.Minute,
-		Store:         "sqlite", Retention: 24 * time.Hour, TaskTimeout: time.Hour, CallbackRetry: time.Minute,
+		S3RetryWindow: time.Minute, FailoverAfter: 15 * time.Second,
+		Store: "sqlite", Retention: 24 * time.Hour, TaskTimeout: time.Hour, CallbackRetry: time.Minute,
 		BodyTimeout: 30 * time.Second, MaxConns: 1024,
 	}
 	with := func(f func(c *Config)) Config {
@@ -115,6 +115,14 @@ func TestLoadConfig(t *testing.T) {
 			}),
 		},
 		{name: "zero rate window", env: map[string]string{"THUMBD_SOURCE_RATE_WINDOW": "0s"}, wantErr: "THUMBD_SOURCE_RATE_WINDOW"},
+		{
+			name: "farm",
+			env:  map[string]string{"THUMBD_FILES_URL": "s3://key:secret@s3:7070/thumbs/kept", "THUMBD_FAILOVER_AFTER": "30s"},
+			want: with(func(c *Config) { c.FilesURL, c.FailoverAfter = "s3://key:secret@s3:7070/thumbs/kept", 30*time.Second }),
+		},
+		{name: "files URL not s3", env: map[string]string{"THUMBD_FILES_URL": "https://key:hunter2@s3/thumbs"}, wantErr: "THUMBD_FILES_URL"},
+		{name: "files URL without a bucket", args: []string{"-files-url", "s3://s3:7070"}, wantErr: "-files-url"},
+		{name: "zero failover", env: map[string]string{"THUMBD_FAILOVER_AFTER": "0s"}, wantErr: "THUMBD_FAILOVER_AFTER"},
 		{name: "bad s3 retry window", args: []string{"-s3-retry-window", "a while"}, wantErr: "-s3-retry-window"},
 		{
 			name: "accuracy flag over the environment",
