@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/thumbd/thumbd/engine"
 	"github.com/thumbd/thumbd/internal/pgtest"
@@ -128,4 +129,84 @@ func TestPostgres(t *testing.T) {
 			t.Errorf("runs per process %v: want both to work", count)
 		}
 	})
+	t.Run("a running task renews its lease", func(t *testing.T) {
+		url := pgtest.URL(t)
+		a := openPG(t, url, riverq.Options{Workers: 1, Lease: 500 * time.Millisecond})
+		pool := poolFor(t, url)
+		started := make(chan struct{})
+		release := make(chan struct{})
+		var workErr error
+		rec := newRecorder(func(ctx context.Context, token string) error {
+			close(started)
+			<-release
+			workErr = ctx.Err() // River's job timeout is the lease: not the work's
+			return nil
+		})
+		if err := a.Enqueue(ctx, "0123456789abcdef0123456789abcdef"); err != nil {
+			t.Fatal(err)
+		}
+		stop := run(a, rec.work)
+		defer stop()
+		<-started
+		attempted := func() time.Time {
+			var at time.Time
+			if err := pool.QueryRow(ctx, `SELECT attempted_at FROM river_job WHERE kind = $1`, riverq.Kind).Scan(&at); err != nil {
+				t.Fatal(err)
+			}
+			return at
+		}
+		first := attempted()
+		time.Sleep(time.Second)
+		if later := attempted(); !later.After(first.Add(200 * time.Millisecond)) {
+			t.Errorf("attempted_at went from %v to %v in 1s: the lease was not renewed", first, later)
+		}
+		close(release)
+		rec.wait(t, 1)
+		if workErr != nil {
+			t.Errorf("the work's context ended with the lease: %v", workErr)
+		}
+	})
+	t.Run("the task of a process that died runs elsewhere within its lease", func(t *testing.T) {
+		url := pgtest.URL(t)
+		a := openPG(t, url, riverq.Options{Workers: 1})
+		pool := poolFor(t, url)
+		tok := "0123456789abcdef0123456789abcdef"
+		if err := a.Enqueue(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		// As a process killed mid-task leaves it: running, its lease
+		// renewed last 20 s ago.
+		if _, err := pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1,
+			attempted_at = now() - interval '20 seconds', attempted_by = '{dead}' WHERE kind = $1`, riverq.Kind); err != nil {
+			t.Fatal(err)
+		}
+		b := openPG(t, url, riverq.Options{Workers: 1, Lease: 10 * time.Second})
+		rec := newRecorder(nil)
+		began := time.Now()
+		stop := run(b, rec.work)
+		defer stop()
+		select {
+		case got := <-rec.ran:
+			if got != tok {
+				t.Errorf("ran %s, want %s", got, tok)
+			}
+			t.Logf("rescued and run %v after the other process started", time.Since(began).Round(time.Millisecond))
+		case <-time.After(40 * time.Second):
+			var state string
+			var errs []byte
+			_ = pool.QueryRow(ctx, `SELECT state, coalesce(errors::text, '') FROM river_job WHERE kind = $1`, riverq.Kind).Scan(&state, &errs)
+			t.Fatalf("the dead process's task was not run again; job %s, errors %s", state, errs)
+		}
+	})
+}
+
+// poolFor opens a connection pool on url, for looking at River's tables.
+func poolFor(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }

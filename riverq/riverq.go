@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -53,7 +54,15 @@ type Options struct {
 	Timeout     time.Duration // time limit of one task; 0: none
 	MaxAttempts int           // runs of a task whose run fails outside the task; default 10
 	Poll        time.Duration // how often the database is polled for new tasks; default 1s
-	Logger      *slog.Logger
+	// Lease, when positive, is how long a running task's job may go
+	// without being renewed before River's rescuer takes its process for
+	// dead and makes it available to another: the process running it
+	// renews it (the job's attempted_at) every fifth of Lease. 0: a running
+	// job is rescued only after Timeout + Grace + 5 minutes (24 h without a
+	// Timeout). For PostgreSQL, where several processes share the queue;
+	// NewSQLite ignores it.
+	Lease  time.Duration
+	Logger *slog.Logger
 }
 
 // Queue is an engine.Queue on River. TTx is the driver's transaction type.
@@ -62,6 +71,7 @@ type Queue[TTx any] struct {
 	driver riverdriver.Driver[TTx]
 	opts   Options
 	work   atomic.Pointer[func(ctx context.Context, token string) error]
+	hard   atomic.Pointer[context.Context] // with a lease: ends when a stop's grace is over
 }
 
 var _ engine.Queue = (*Queue[any])(nil)
@@ -91,14 +101,19 @@ func New[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], opts Opti
 	q := &Queue[TTx]{driver: driver, opts: opts}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, river.WorkFunc(q.runJob))
-	timeout := opts.Timeout
-	rescue := 24 * time.Hour
-	if timeout <= 0 {
-		timeout = -1 // River: no limit
-	} else {
-		// A job still running after this is taken for the job of a worker
-		// that died, and run again.
+	// A job still running after rescue is taken for the job of a worker
+	// that died, and run again.
+	timeout, rescue := opts.Timeout, 24*time.Hour
+	switch {
+	case opts.Lease > 0:
+		// River rescues only a job past its job timeout: that is the
+		// lease, and the task's own time limit is runJob's, on a context
+		// of the queue's (see runJob).
+		timeout, rescue = opts.Lease, opts.Lease
+	case timeout > 0:
 		rescue = opts.Timeout + opts.Grace + 5*time.Minute
+	default:
+		timeout = -1 // River: no limit
 	}
 	q.client, err = river.NewClient(driver, &river.Config{
 		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
@@ -109,7 +124,7 @@ func New[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], opts Opti
 		MaxAttempts:          opts.MaxAttempts,
 		FetchPollInterval:    opts.Poll,
 		FetchCooldown:        min(opts.Poll, 100*time.Millisecond),
-		Logger:               opts.Logger,
+		Logger:               riverLogger(opts),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("riverq: %w", err)
@@ -134,6 +149,18 @@ func (q *Queue[TTx]) Enqueue(ctx context.Context, token string) error {
 // at once.
 func (q *Queue[TTx]) Run(ctx context.Context, work func(ctx context.Context, token string) error) error {
 	q.work.Store(&work)
+	hard, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		if q.opts.Grace <= 0 {
+			cancel()
+			return
+		}
+		t := time.AfterFunc(q.opts.Grace, cancel)
+		context.AfterFunc(hard, func() { t.Stop() })
+	})
+	defer stop()
+	q.hard.Store(&hard)
 	if err := q.client.Start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before it began
@@ -150,6 +177,22 @@ func (q *Queue[TTx]) runJob(ctx context.Context, job *river.Job[TaskArgs]) error
 	if work == nil {
 		return river.JobSnooze(time.Second)
 	}
+	if q.opts.Lease > 0 {
+		// River's context ends with the lease: the work's ends when the
+		// queue stops (after its grace) or at the task's time limit.
+		hard := q.hard.Load()
+		if hard == nil {
+			return river.JobSnooze(time.Second)
+		}
+		wctx, cancel := context.WithCancel(*hard)
+		defer cancel()
+		if q.opts.Timeout > 0 {
+			wctx, cancel = context.WithTimeout(wctx, q.opts.Timeout)
+			defer cancel()
+		}
+		ctx = wctx
+		defer q.renew(ctx, job.ID)()
+	}
 	err := (*work)(ctx, job.Args.Token)
 	if errors.Is(err, engine.ErrInterrupted) {
 		// Available again at once, for the next worker that starts; not
@@ -157,6 +200,65 @@ func (q *Queue[TTx]) runJob(ctx context.Context, job *river.Job[TaskArgs]) error
 		return river.JobSnooze(0)
 	}
 	return err
+}
+
+// riverLogger is the logger River gets. With a lease River's job timeout
+// is the lease, and River warns of every task that runs past it ("appears
+// to be stuck"): a long task is not stuck while its lease is renewed, so
+// those lines are dropped.
+func riverLogger(opts Options) *slog.Logger {
+	if opts.Lease <= 0 {
+		return opts.Logger
+	}
+	return slog.New(leaseFilter{opts.Logger.Handler()})
+}
+
+// leaseFilter drops River's lines about jobs past their job timeout.
+type leaseFilter struct{ slog.Handler }
+
+func (f leaseFilter) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasSuffix(r.Message, "Job appears to be stuck") || strings.HasSuffix(r.Message, "Job became unstuck") {
+		return nil
+	}
+	return f.Handler.Handle(ctx, r)
+}
+
+func (f leaseFilter) WithAttrs(as []slog.Attr) slog.Handler {
+	return leaseFilter{f.Handler.WithAttrs(as)}
+}
+
+func (f leaseFilter) WithGroup(name string) slog.Handler {
+	return leaseFilter{f.Handler.WithGroup(name)}
+}
+
+// renew keeps a running job's lease, when the queue has one, until the
+// function it returns is called: it sets the job's attempted_at, which
+// River's rescuer reads, to now every fifth of the lease.
+func (q *Queue[TTx]) renew(ctx context.Context, id int64) func() {
+	if q.opts.Lease <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(q.opts.Lease / 5)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			rctx, rcancel := context.WithTimeout(ctx, q.opts.Lease/5)
+			err := q.driver.GetExecutor().Exec(rctx, `UPDATE river_job SET attempted_at = now() WHERE id = $1 AND state = 'running'`, id)
+			rcancel()
+			if err != nil && ctx.Err() == nil {
+				q.opts.Logger.Warn("renewing a running task's lease", "job", id, "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // Purge implements engine.Queue: it deletes every task job that is not

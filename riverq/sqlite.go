@@ -14,6 +14,7 @@ import (
 // running were left so by a process that died, and are made available
 // again at once instead of waiting for River's rescuer.
 func NewSQLite(ctx context.Context, db *sql.DB, opts Options) (*Queue[*sql.Tx], error) {
+	opts.Lease = 0 // one process owns the file: what it left running is made available below
 	q, err := New(ctx, riversqlite.New(db), opts)
 	if err != nil {
 		return nil, err

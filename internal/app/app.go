@@ -133,7 +133,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 			return err
 		}
 		defer db.Close()
-		q, err := riverq.NewPostgres(ctx, db.Pool(), riverOptions(cfg, log))
+		opts := riverOptions(cfg, log)
+		opts.Lease = cfg.FailoverAfter
+		q, err := riverq.NewPostgres(ctx, db.Pool(), opts)
 		if err != nil {
 			return err
 		}
