@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/thumbd/thumbd/internal/pgtest"
+	"github.com/thumbd/thumbd/internal/s3test"
+)
+
+// TestFarmFailoverAndSharedFiles runs three thumbd processes on one
+// PostgreSQL, keeping files in one bucket (THUMBD_FILES_URL). B takes a
+// task and is killed with SIGKILL in the middle of it; another instance
+// runs it again within its lease and the rescuer's round, the task
+// completes once with the right frames, the bucket holds each of its
+// files once, and every instance serves them, ranges included.
+func TestFarmFailoverAndSharedFiles(t *testing.T) {
+	dbURL := pgtest.URL(t)
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, "kept")
+	bin := buildThumbd(t)
+	src := serveTestdata(t) + "/clip.mp4"
+	env := func() []string {
+		return []string{
+			"THUMBD_DATA_DIR=" + t.TempDir(), "THUMBD_TEST_API=1", "THUMBD_DATABASE_URL=" + dbURL,
+			"THUMBD_FILES_URL=s3://" + url.PathEscape(s3.AccessKey) + ":" + url.PathEscape(s3.Secret) + "@" + s3.Endpoint + "/kept/files",
+			"THUMBD_FAILOVER_AFTER=5s",
+		}
+	}
+	// B alone first, holding its tasks in encoding, so that it is B that
+	// takes the task.
+	b := startProcess(t, bin, env()...)
+	post(t, b.base, "/_thumbd/hold", url.Values{"state": {"encoding"}}, nil)
+	token := startTask(t, b.base, thumbQuery(src, nil), "")
+	waitHeld(t, b.base, token)
+	a := startProcess(t, bin, env()...)
+	c := startProcess(t, bin, env()...)
+	b.kill9(t)
+	killed := time.Now()
+
+	st := waitStatus(t, a.base, token, 120*time.Second, "completed", "error")
+	t.Logf("the task of the killed instance completed %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+	checkKeptImages(t, st, 7) // 1 thumbnail + 5 series images + the VTT, read through A
+	keys := s3.ListKeys(t, "kept", "files/"+token+"/")
+	// The 7 files of the status and the 2 outputs' manifests, which get
+	// no status entry.
+	if len(keys) != 9 || len(slices.Compact(slices.Clone(keys))) != 9 {
+		t.Errorf("the bucket holds %d files for the task, want 9, each once: %q", len(keys), keys)
+	}
+
+	// Every instance serves every kept file, from the bucket.
+	for _, im := range st.Images {
+		u, err := url.Parse(im.URL)
+		if err != nil || !strings.HasPrefix(u.Path, "/storage/"+token+"/") {
+			t.Fatalf("kept file URL %q", im.URL)
+		}
+		_, want := get(t, im.URL)
+		for name, p := range map[string]*process{"A": a, "C": c} {
+			code, body := get(t, p.base+u.Path)
+			if code != 200 || string(body) != string(want) {
+				t.Errorf("%s serves %s: %d, %d bytes, want 200 and %d bytes", name, u.Path, code, len(body), len(want))
+			}
+		}
+	}
+	t.Run("range", func(t *testing.T) {
+		u, _ := url.Parse(st.Images[0].URL)
+		_, whole := get(t, u.String())
+		code, body := getRange(t, c.base+u.Path, "bytes=10-19")
+		if code != 206 || string(body) != string(whole[10:20]) {
+			t.Errorf("C: range 10-19: %d, %q", code, body)
+		}
+	})
+
+	// Once: the task's job ran on B, was rescued, and completed once.
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var state string
+	var attempt int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		// River records the end of a job a moment after the task's.
+		if err := pool.QueryRow(context.Background(), `SELECT state, attempt FROM river_job WHERE args->>'token' = $1`, token).Scan(&state, &attempt); err != nil {
+			t.Fatal(err)
+		}
+		if state != "running" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if state != "completed" || attempt != 2 {
+		t.Errorf("the task's job: %s after %d attempts, want completed after 2 (B's, then the rescue's)", state, attempt)
+	}
+}
+
+// getRange fetches a range of a URL.
+func getRange(t *testing.T, u, rng string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Range", rng)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
