@@ -15,6 +15,8 @@
 #            docker-compose.yml; no Docker engine needed) and curl with
 #            --aws-sigv4 (runs the compose file's bucket step); skipped
 #            when the docker compose plugin is there instead
+#   chromium Debian's chromium, the browser the console's tests drive
+#            (chromedp); skipped when a chromium or chrome binary is found
 # With no arguments it installs everything; name components to install only
 # those (scripts/run.sh runs `deps.sh ffmpeg`).
 # Works as root, or as a user with sudo for the apt-get steps; go install and
@@ -171,8 +173,19 @@ need_pg() {
 	SQL
 }
 
+need_chromium() {
+	local b
+	for b in chromium chromium-browser google-chrome google-chrome-stable; do
+		if command -v "$b" >/dev/null 2>&1; then
+			return
+		fi
+	done
+	apt_install chromium
+	command -v chromium >/dev/null 2>&1 || die "chromium still missing after installing it"
+}
+
 if [ "$#" -eq 0 ]; then
-	set -- ffmpeg s3 node pg compose
+	set -- ffmpeg s3 node pg compose chromium
 fi
 for c in "$@"; do
 	case "$c" in
@@ -181,6 +194,7 @@ for c in "$@"; do
 	node | npm) need_node ;;
 	pg | postgres | postgresql) need_pg ;;
 	compose) need_compose ;;
-	*) die "unknown component $c (want ffmpeg, s3, node, pg, compose)" ;;
+	chromium | chrome | browser) need_chromium ;;
+	*) die "unknown component $c (want ffmpeg, s3, node, pg, compose, chromium)" ;;
 	esac
 done
