@@ -335,6 +335,7 @@ func (s *Server) startEncode2(r *http.Request, form url.Values) (any, error) {
 		return nil, err
 	}
 	spec.Payload = payload
+	spec.Query = form.Get("query")
 	if err := s.cfg.Engine.Start(r.Context(), tt, spec); err != nil {
 		return nil, err
 	}

@@ -367,6 +367,9 @@ func TestPathsAndMethods(t *testing.T) {
 		if sc.token != fakeTask || sc.spec.Payload != "p q" || sc.spec.Outputs[0].Width != 64 {
 			t.Errorf("engine got %+v", sc)
 		}
+		if sc.spec.Query != v.Get("query") {
+			t.Errorf("spec.Query = %q, want the query as sent, %q", sc.spec.Query, v.Get("query"))
+		}
 	})
 	t.Run("fields split between query string and body", func(t *testing.T) {
 		r := postForm(t, ts.URL+"/v1/start_encode2?task_token="+fakeTask,

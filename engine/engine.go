@@ -196,7 +196,7 @@ func (e *Engine) NewSession(ctx context.Context, apiKey string) (token string, e
 	}
 	token = NewToken()
 	expires = e.cfg.Now().Add(e.cfg.TokenTTL).UTC().Truncate(time.Second)
-	if err := e.store.PutSession(ctx, token, expires); err != nil {
+	if err := e.store.PutSession(ctx, token, Session{Expires: expires, Owner: KeyOwner(apiKey)}); err != nil {
 		return "", time.Time{}, err
 	}
 	e.log.Info("session created", "key", Redact(apiKey), "token", Redact(token))
@@ -209,14 +209,14 @@ func (e *Engine) CreateTask(ctx context.Context, accessToken string) (string, er
 		return "", ErrBadToken
 	}
 	now := e.cfg.Now()
-	exp, err := e.store.Session(ctx, accessToken)
+	s, err := e.store.Session(ctx, accessToken)
 	if err != nil {
 		return "", err
 	}
-	if !now.Before(exp) {
+	if !now.Before(s.Expires) {
 		return "", ErrTokenNotFound
 	}
-	rec := TaskRecord{Token: NewToken(), Created: now, Snap: Snapshot{State: StateCreated}}
+	rec := TaskRecord{Token: NewToken(), Created: now, Owner: s.Owner, Snap: Snapshot{State: StateCreated}}
 	if err := e.store.CreateTask(ctx, rec); err != nil {
 		return "", err
 	}

@@ -66,6 +66,9 @@ type Spec struct {
 	Outputs     []Output
 	CallbackURL string
 	Payload     string
+	// Query is the query as the client sent it, kept to be shown (the
+	// console); the engine does not read it.
+	Query string `json:",omitempty"`
 }
 
 // Output is one entry of a task's outputs.

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"maps"
 	"slices"
@@ -13,18 +16,45 @@ import (
 type TaskRecord struct {
 	Token   string
 	Created time.Time
-	Spec    *Spec // nil until the task is started
+	Owner   string // KeyOwner of the API key its access token was made with
+	Spec    *Spec  // nil until the task is started
 	Snap    Snapshot
 	Ended   time.Time // when it completed or failed; zero until then
+}
+
+// Session is what is kept of an access token.
+type Session struct {
+	Expires time.Time
+	Owner   string // KeyOwner of the API key it was made with
+}
+
+// KeyOwner names the owner of an API key without keeping the key: the
+// first 16 hex digits of its SHA-256. A task records its owner, so that
+// the tasks of one key can be listed.
+func KeyOwner(apiKey string) string {
+	sum := sha256.Sum256([]byte(apiKey))
+	return hex.EncodeToString(sum[:8])
+}
+
+// TaskFilter says which tasks Store.Tasks lists.
+type TaskFilter struct {
+	States []State // keep the tasks in one of these states; empty: every state
+	Owner  string  // keep the tasks of this owner; empty: every owner
+	Limit  int     // the most tasks listed; 0: no limit
+}
+
+// Keep reports whether the filter keeps a record (its Limit aside).
+func (f TaskFilter) Keep(r *TaskRecord) bool {
+	return (len(f.States) == 0 || slices.Contains(f.States, r.Snap.State)) && (f.Owner == "" || f.Owner == r.Owner)
 }
 
 // Store keeps access tokens and tasks. MemoryStore keeps them in memory;
 // a durable store keeps them across restarts.
 type Store interface {
-	// PutSession records an access token and its expiry.
-	PutSession(ctx context.Context, token string, expires time.Time) error
-	// Session returns an access token's expiry, or ErrTokenNotFound.
-	Session(ctx context.Context, token string) (time.Time, error)
+	// PutSession records an access token.
+	PutSession(ctx context.Context, token string, s Session) error
+	// Session returns what is kept of an access token, or ErrTokenNotFound.
+	Session(ctx context.Context, token string) (Session, error)
 	// CreateTask records a new task.
 	CreateTask(ctx context.Context, rec TaskRecord) error
 	// Task returns a task, or ErrTokenNotFound.
@@ -33,6 +63,9 @@ type Store interface {
 	// its changes are kept unless it returns an error, which UpdateTask
 	// returns. ErrTokenNotFound if there is no such task.
 	UpdateTask(ctx context.Context, token string, f func(*TaskRecord) error) error
+	// Tasks returns the tasks f keeps, newest first: by creation time,
+	// then by token, descending.
+	Tasks(ctx context.Context, f TaskFilter) ([]TaskRecord, error)
 	// Unfinished returns the tokens of the tasks that were started and have
 	// not ended, oldest first.
 	Unfinished(ctx context.Context) ([]string, error)
@@ -70,32 +103,32 @@ type Queue interface {
 // MemoryStore is a Store held in memory.
 type MemoryStore struct {
 	mu       sync.Mutex
-	sessions map[string]time.Time
+	sessions map[string]Session
 	tasks    map[string]*TaskRecord
 }
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{sessions: map[string]time.Time{}, tasks: map[string]*TaskRecord{}}
+	return &MemoryStore{sessions: map[string]Session{}, tasks: map[string]*TaskRecord{}}
 }
 
 // PutSession implements Store.
-func (m *MemoryStore) PutSession(_ context.Context, token string, expires time.Time) error {
+func (m *MemoryStore) PutSession(_ context.Context, token string, s Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sessions[token] = expires
+	m.sessions[token] = s
 	return nil
 }
 
 // Session implements Store.
-func (m *MemoryStore) Session(_ context.Context, token string) (time.Time, error) {
+func (m *MemoryStore) Session(_ context.Context, token string) (Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	exp, ok := m.sessions[token]
+	s, ok := m.sessions[token]
 	if !ok {
-		return time.Time{}, ErrTokenNotFound
+		return Session{}, ErrTokenNotFound
 	}
-	return exp, nil
+	return s, nil
 }
 
 // CreateTask implements Store.
@@ -136,6 +169,33 @@ func (m *MemoryStore) UpdateTask(_ context.Context, token string, f func(*TaskRe
 	}
 	*r = c
 	return nil
+}
+
+// Tasks implements Store.
+func (m *MemoryStore) Tasks(_ context.Context, f TaskFilter) ([]TaskRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var recs []*TaskRecord
+	for _, r := range m.tasks {
+		if f.Keep(r) {
+			recs = append(recs, r)
+		}
+	}
+	slices.SortFunc(recs, func(a, b *TaskRecord) int {
+		if c := b.Created.Compare(a.Created); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.Token, a.Token)
+	})
+	if f.Limit > 0 && len(recs) > f.Limit {
+		recs = recs[:f.Limit]
+	}
+	out := make([]TaskRecord, len(recs))
+	for i, r := range recs {
+		out[i] = *r
+		out[i].Snap = r.Snap.clone()
+	}
+	return out, nil
 }
 
 // Unfinished implements Store.
@@ -182,8 +242,8 @@ func (m *MemoryStore) DeleteTask(_ context.Context, token string) error {
 func (m *MemoryStore) DeleteSessions(_ context.Context, t time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for tok, exp := range m.sessions {
-		if exp.Before(t) {
+	for tok, s := range m.sessions {
+		if s.Expires.Before(t) {
 			delete(m.sessions, tok)
 		}
 	}
@@ -196,7 +256,7 @@ func (m *MemoryStore) Reset(_ context.Context) ([]string, error) {
 	defer m.mu.Unlock()
 	out := slices.Sorted(maps.Keys(m.tasks))
 	m.tasks = map[string]*TaskRecord{}
-	m.sessions = map[string]time.Time{}
+	m.sessions = map[string]Session{}
 	return out, nil
 }
 

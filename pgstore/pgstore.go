@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS thumbd_task (
 CREATE INDEX IF NOT EXISTS thumbd_task_state ON thumbd_task (state, created_at);
 CREATE INDEX IF NOT EXISTS thumbd_task_ended ON thumbd_task (ended_at);
 CREATE INDEX IF NOT EXISTS thumbd_session_expires ON thumbd_session (expires_at);
+ALTER TABLE thumbd_session ADD COLUMN IF NOT EXISTS owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE thumbd_task ADD COLUMN IF NOT EXISTS owner TEXT NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS thumbd_task_owner ON thumbd_task (owner, created_at);
 `
 
 // Open connects to the database at url (postgres://user:password@host/db)
@@ -103,23 +106,27 @@ func (d *DB) Close() error {
 }
 
 // PutSession implements engine.Store.
-func (d *DB) PutSession(ctx context.Context, token string, expires time.Time) error {
-	_, err := d.pool.Exec(ctx, `INSERT INTO thumbd_session (token, expires_at) VALUES ($1, $2)
-		ON CONFLICT (token) DO UPDATE SET expires_at = EXCLUDED.expires_at`, token, taskrow.Nanos(expires))
+func (d *DB) PutSession(ctx context.Context, token string, s engine.Session) error {
+	_, err := d.pool.Exec(ctx, `INSERT INTO thumbd_session (token, expires_at, owner) VALUES ($1, $2, $3)
+		ON CONFLICT (token) DO UPDATE SET expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner`, token, taskrow.Nanos(s.Expires), s.Owner)
 	return wrap(err)
 }
 
 // Session implements engine.Store.
-func (d *DB) Session(ctx context.Context, token string) (time.Time, error) {
-	var n int64
-	err := d.pool.QueryRow(ctx, `SELECT expires_at FROM thumbd_session WHERE token = $1`, token).Scan(&n)
+func (d *DB) Session(ctx context.Context, token string) (engine.Session, error) {
+	var (
+		n int64
+		s engine.Session
+	)
+	err := d.pool.QueryRow(ctx, `SELECT expires_at, owner FROM thumbd_session WHERE token = $1`, token).Scan(&n, &s.Owner)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, engine.ErrTokenNotFound
+		return s, engine.ErrTokenNotFound
 	}
 	if err != nil {
-		return time.Time{}, wrap(err)
+		return s, wrap(err)
 	}
-	return taskrow.FromNanos(n).UTC(), nil
+	s.Expires = taskrow.FromNanos(n).UTC()
+	return s, nil
 }
 
 // CreateTask implements engine.Store.
@@ -128,12 +135,12 @@ func (d *DB) CreateTask(ctx context.Context, rec engine.TaskRecord) error {
 	if err != nil {
 		return fmt.Errorf("pgstore: %w", err)
 	}
-	_, err = d.pool.Exec(ctx, `INSERT INTO thumbd_task (token, created_at, ended_at, state, spec, snap) VALUES ($1, $2, $3, $4, $5, $6)`,
-		row.Token, row.Created, row.Ended, string(rec.Snap.State), row.Spec, row.Snap)
+	_, err = d.pool.Exec(ctx, `INSERT INTO thumbd_task (token, created_at, ended_at, state, spec, snap, owner) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		row.Token, row.Created, row.Ended, string(rec.Snap.State), row.Spec, row.Snap, row.Owner)
 	return wrap(err)
 }
 
-const selectTask = `SELECT token, created_at, ended_at, spec, snap FROM thumbd_task WHERE token = $1`
+const selectTask = `SELECT ` + taskrow.Columns + ` FROM thumbd_task WHERE token = $1`
 
 // Task implements engine.Store.
 func (d *DB) Task(ctx context.Context, token string) (engine.TaskRecord, error) {
@@ -165,6 +172,43 @@ func (d *DB) UpdateTask(ctx context.Context, token string, f func(*engine.TaskRe
 		return wrap(err)
 	}
 	return wrap(tx.Commit(ctx))
+}
+
+// Tasks implements engine.Store.
+func (d *DB) Tasks(ctx context.Context, f engine.TaskFilter) ([]engine.TaskRecord, error) {
+	q := `SELECT ` + taskrow.Columns + ` FROM thumbd_task WHERE TRUE`
+	var args []any
+	if len(f.States) > 0 {
+		states := make([]string, len(f.States))
+		for i, s := range f.States {
+			states[i] = string(s)
+		}
+		args = append(args, states)
+		q += fmt.Sprintf(` AND state = ANY($%d)`, len(args))
+	}
+	if f.Owner != "" {
+		args = append(args, f.Owner)
+		q += fmt.Sprintf(` AND owner = $%d`, len(args))
+	}
+	q += ` ORDER BY created_at DESC, token COLLATE "C" DESC`
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		q += fmt.Sprintf(` LIMIT $%d`, len(args))
+	}
+	rows, err := d.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	var out []engine.TaskRecord
+	for rows.Next() {
+		rec, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, wrap(rows.Err())
 }
 
 // Unfinished implements engine.Store.

@@ -57,6 +57,33 @@ CREATE INDEX IF NOT EXISTS thumbd_task_ended ON thumbd_task (ended_at);
 CREATE INDEX IF NOT EXISTS thumbd_session_expires ON thumbd_session (expires_at);
 `
 
+// columns are the columns added to the tables since they were first laid
+// out: Open adds those an older database lacks.
+var columns = []struct{ table, name, decl string }{
+	{"thumbd_session", "owner", "TEXT NOT NULL DEFAULT ''"},
+	{"thumbd_task", "owner", "TEXT NOT NULL DEFAULT ''"},
+}
+
+// indexes need the added columns.
+const indexes = `CREATE INDEX IF NOT EXISTS thumbd_task_owner ON thumbd_task (owner, created_at);`
+
+// addColumns adds the columns an older database lacks, then their indexes.
+func addColumns(ctx context.Context, db *sql.DB) error {
+	for _, c := range columns {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.name).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := db.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.name+` `+c.decl); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := db.ExecContext(ctx, indexes)
+	return err
+}
+
 // Open opens (creating it if need be) the database in dir and brings its
 // schema up to date. The database file is readable by its owner only: specs
 // hold destination secrets.
@@ -92,7 +119,11 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+	_, err = db.ExecContext(ctx, schema)
+	if err == nil {
+		err = addColumns(ctx, db)
+	}
+	if err != nil {
 		db.Close()
 		lock.Close()
 		return nil, fmt.Errorf("sqlitestore: creating tables in %s: %w", path, err)
@@ -161,22 +192,26 @@ func (d *DB) Close() error {
 }
 
 // PutSession implements engine.Store.
-func (d *DB) PutSession(ctx context.Context, token string, expires time.Time) error {
-	_, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO thumbd_session (token, expires_at) VALUES (?, ?)`, token, taskrow.Nanos(expires))
+func (d *DB) PutSession(ctx context.Context, token string, s engine.Session) error {
+	_, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO thumbd_session (token, expires_at, owner) VALUES (?, ?, ?)`, token, taskrow.Nanos(s.Expires), s.Owner)
 	return wrap(err)
 }
 
 // Session implements engine.Store.
-func (d *DB) Session(ctx context.Context, token string) (time.Time, error) {
-	var n int64
-	err := d.db.QueryRowContext(ctx, `SELECT expires_at FROM thumbd_session WHERE token = ?`, token).Scan(&n)
+func (d *DB) Session(ctx context.Context, token string) (engine.Session, error) {
+	var (
+		n int64
+		s engine.Session
+	)
+	err := d.db.QueryRowContext(ctx, `SELECT expires_at, owner FROM thumbd_session WHERE token = ?`, token).Scan(&n, &s.Owner)
 	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, engine.ErrTokenNotFound
+		return s, engine.ErrTokenNotFound
 	}
 	if err != nil {
-		return time.Time{}, wrap(err)
+		return s, wrap(err)
 	}
-	return taskrow.FromNanos(n).UTC(), nil
+	s.Expires = taskrow.FromNanos(n).UTC()
+	return s, nil
 }
 
 // CreateTask implements engine.Store.
@@ -185,14 +220,16 @@ func (d *DB) CreateTask(ctx context.Context, rec engine.TaskRecord) error {
 	if err != nil {
 		return fmt.Errorf("sqlitestore: %w", err)
 	}
-	_, err = d.db.ExecContext(ctx, `INSERT INTO thumbd_task (token, created_at, ended_at, state, spec, snap) VALUES (?, ?, ?, ?, ?, ?)`,
-		row.Token, row.Created, row.Ended, string(rec.Snap.State), row.Spec, row.Snap)
+	_, err = d.db.ExecContext(ctx, `INSERT INTO thumbd_task (token, created_at, ended_at, state, spec, snap, owner) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		row.Token, row.Created, row.Ended, string(rec.Snap.State), row.Spec, row.Snap, row.Owner)
 	return wrap(err)
 }
 
+const selectTask = `SELECT ` + taskrow.Columns + ` FROM thumbd_task WHERE token = ?`
+
 // Task implements engine.Store.
 func (d *DB) Task(ctx context.Context, token string) (engine.TaskRecord, error) {
-	return scanTask(d.db.QueryRowContext(ctx, `SELECT token, created_at, ended_at, spec, snap FROM thumbd_task WHERE token = ?`, token))
+	return scanTask(d.db.QueryRowContext(ctx, selectTask, token))
 }
 
 // UpdateTask implements engine.Store: the read, f and the write happen in
@@ -203,7 +240,7 @@ func (d *DB) UpdateTask(ctx context.Context, token string, f func(*engine.TaskRe
 		return wrap(err)
 	}
 	defer tx.Rollback()
-	rec, err := scanTask(tx.QueryRowContext(ctx, `SELECT token, created_at, ended_at, spec, snap FROM thumbd_task WHERE token = ?`, token))
+	rec, err := scanTask(tx.QueryRowContext(ctx, selectTask, token))
 	if err != nil {
 		return err
 	}
@@ -219,6 +256,41 @@ func (d *DB) UpdateTask(ctx context.Context, token string, f func(*engine.TaskRe
 		return wrap(err)
 	}
 	return wrap(tx.Commit())
+}
+
+// Tasks implements engine.Store.
+func (d *DB) Tasks(ctx context.Context, f engine.TaskFilter) ([]engine.TaskRecord, error) {
+	q := `SELECT ` + taskrow.Columns + ` FROM thumbd_task WHERE 1`
+	var args []any
+	if len(f.States) > 0 {
+		q += ` AND state IN (?` + strings.Repeat(`, ?`, len(f.States)-1) + `)`
+		for _, s := range f.States {
+			args = append(args, string(s))
+		}
+	}
+	if f.Owner != "" {
+		q += ` AND owner = ?`
+		args = append(args, f.Owner)
+	}
+	q += ` ORDER BY created_at DESC, token DESC`
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	rows, err := d.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	var out []engine.TaskRecord
+	for rows.Next() {
+		rec, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, wrap(rows.Err())
 }
 
 // Unfinished implements engine.Store.

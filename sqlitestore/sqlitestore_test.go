@@ -2,8 +2,10 @@ package sqlitestore_test
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -48,7 +50,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err := db.CreateTask(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.PutSession(ctx, tok('1'), t0); err != nil {
+	if err := db.PutSession(ctx, tok('1'), engine.Session{Expires: t0, Owner: "o1"}); err != nil {
 		t.Fatal(err)
 	}
 	// A second process on the same directory is refused while the first
@@ -71,8 +73,50 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if !reflect.DeepEqual(got.Spec, rec.Spec) {
 		t.Errorf("spec after reopen = %+v", got.Spec)
 	}
-	if _, err := db.Session(ctx, tok('1')); err != nil {
-		t.Errorf("session after reopen: %v", err)
+	if s, err := db.Session(ctx, tok('1')); err != nil || s.Owner != "o1" {
+		t.Errorf("session after reopen: %+v, %v", s, err)
+	}
+}
+
+// TestOpenAddsColumns: a database made before tasks had an owner opens,
+// its tasks read with no owner and are listed.
+func TestOpenAddsColumns(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	old, err := sql.Open("sqlite", filepath.Join(dir, sqlitestore.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = old.Exec(`
+CREATE TABLE thumbd_session (token TEXT PRIMARY KEY NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE thumbd_task (token TEXT PRIMARY KEY NOT NULL, created_at INTEGER NOT NULL, ended_at INTEGER,
+	state TEXT NOT NULL, spec TEXT, snap TEXT NOT NULL);
+INSERT INTO thumbd_session VALUES ('` + tok('1') + `', 1);
+INSERT INTO thumbd_task VALUES ('` + tok('a') + `', 5, NULL, 'created', NULL, '{"State":"created"}');`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	db, err := sqlitestore.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.Tasks(ctx, engine.TaskFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Token != tok('a') || got[0].Owner != "" || got[0].Snap.State != engine.StateCreated {
+		t.Errorf("Tasks = %+v", got)
+	}
+	if s, err := db.Session(ctx, tok('1')); err != nil || s.Owner != "" {
+		t.Errorf("Session = %+v, %v", s, err)
+	}
+	if err := db.CreateTask(ctx, engine.TaskRecord{Token: tok('b'), Created: t0, Owner: "o1", Snap: engine.Snapshot{State: engine.StateCreated}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.Tasks(ctx, engine.TaskFilter{Owner: "o1"}); err != nil || len(got) != 1 || got[0].Token != tok('b') {
+		t.Errorf("Tasks(o1) = %+v, %v", got, err)
 	}
 }
 

@@ -29,7 +29,9 @@ func StartedRecord(token string, created time.Time) engine.TaskRecord {
 	return engine.TaskRecord{
 		Token:   token,
 		Created: created,
+		Owner:   "0123456789abcdef",
 		Spec: &engine.Spec{Source: "https://example.com/a.mp4", CallbackURL: "http://cb.example/x", Payload: `{"a":1}`,
+			Query: `{"query": {"source": "https://example.com/a.mp4", "format": []}}`,
 			Outputs: []engine.Output{
 				{Kind: engine.KindThumbnail, Time: &ft, Width: 320, Format: engine.JPEG,
 					Destinations: []storage.Destination{{URL: "s3://h/b/k.jpg", Key: "AKIA", Secret: "s3cr3t"}}},
@@ -47,14 +49,14 @@ func Run(t *testing.T, stores map[string]func(t *testing.T) engine.Store) {
 	for name, open := range stores {
 		t.Run(name, func(t *testing.T) {
 			s := open(t)
-			if err := s.PutSession(ctx, Tok('1'), T0.Add(time.Hour)); err != nil {
+			if err := s.PutSession(ctx, Tok('1'), engine.Session{Expires: T0.Add(time.Hour), Owner: "o1"}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.PutSession(ctx, Tok('2'), T0.Add(-time.Hour)); err != nil {
+			if err := s.PutSession(ctx, Tok('2'), engine.Session{Expires: T0.Add(-time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
-			if exp, err := s.Session(ctx, Tok('1')); err != nil || !exp.Equal(T0.Add(time.Hour)) {
-				t.Errorf("Session = %v, %v", exp, err)
+			if got, err := s.Session(ctx, Tok('1')); err != nil || !got.Expires.Equal(T0.Add(time.Hour)) || got.Owner != "o1" {
+				t.Errorf("Session = %+v, %v", got, err)
 			}
 			if _, err := s.Session(ctx, Tok('9')); !errors.Is(err, engine.ErrTokenNotFound) {
 				t.Errorf("unknown session: %v", err)
@@ -65,6 +67,9 @@ func Run(t *testing.T, stores map[string]func(t *testing.T) engine.Store) {
 			created := engine.TaskRecord{Token: Tok('a'), Created: T0.Add(-48 * time.Hour), Snap: engine.Snapshot{State: engine.StateCreated}}
 			recs := []engine.TaskRecord{created, StartedRecord(Tok('b'), T0), StartedRecord(Tok('c'), T0.Add(-50*time.Hour)),
 				StartedRecord(Tok('d'), T0.Add(-time.Hour)), StartedRecord(Tok('e'), T0.Add(time.Minute))}
+			for i, owner := range []string{"o1", "o1", "o2", "o1", "o2"} {
+				recs[i].Owner = owner
+			}
 			for _, r := range recs {
 				if err := s.CreateTask(ctx, r); err != nil {
 					t.Fatal(err)
@@ -74,7 +79,7 @@ func Run(t *testing.T, stores map[string]func(t *testing.T) engine.Store) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got.Spec, recs[1].Spec) || got.Snap.State != engine.StateQueued || !got.Created.Equal(T0) {
+			if !reflect.DeepEqual(got.Spec, recs[1].Spec) || got.Snap.State != engine.StateQueued || !got.Created.Equal(T0) || got.Owner != "o1" {
 				t.Errorf("Task(b) = %+v\nwant %+v", got, recs[1])
 			}
 			end := func(token string, at time.Time, st engine.State) {
@@ -109,6 +114,8 @@ func Run(t *testing.T, stores map[string]func(t *testing.T) engine.Store) {
 			if got, _ := s.Task(ctx, Tok('c')); len(got.Snap.Images) != 1 || got.Snap.Images[0].Frames[0].Actual != 1040*time.Millisecond || !got.Ended.Equal(T0.Add(-49*time.Hour)) {
 				t.Errorf("Task(c) = %+v", got)
 			}
+
+			listTasks(ctx, t, s)
 
 			unfinished, err := s.Unfinished(ctx)
 			if err != nil {
@@ -157,5 +164,43 @@ func Run(t *testing.T, stores map[string]func(t *testing.T) engine.Store) {
 				t.Errorf("session after reset: %v", err)
 			}
 		})
+	}
+}
+
+// listTasks checks Tasks against the records Run made: a (o1, created,
+// T0-48h), b (o1, queued, T0), c (o2, completed, T0-50h), d (o1, error,
+// T0-1h), e (o2, encoding, T0+1m).
+func listTasks(ctx context.Context, t *testing.T, s engine.Store) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		f    engine.TaskFilter
+		want string // the tokens' letters, in order
+	}{
+		{"all, newest first", engine.TaskFilter{}, "ebdac"},
+		{"limit", engine.TaskFilter{Limit: 2}, "eb"},
+		{"owner", engine.TaskFilter{Owner: "o1"}, "bda"},
+		{"unknown owner", engine.TaskFilter{Owner: "o3"}, ""},
+		{"states", engine.TaskFilter{States: []engine.State{engine.StateError, engine.StateCompleted}}, "dc"},
+		{"one state", engine.TaskFilter{States: []engine.State{engine.StateCreated}}, "a"},
+		{"owner and state", engine.TaskFilter{Owner: "o2", States: []engine.State{engine.StateEncoding, engine.StateQueued}}, "e"},
+		{"owner, state and limit", engine.TaskFilter{Owner: "o1", States: []engine.State{engine.StateQueued, engine.StateError, engine.StateCreated}, Limit: 2}, "bd"},
+	} {
+		got, err := s.Tasks(ctx, tc.f)
+		if err != nil {
+			t.Fatalf("Tasks(%s): %v", tc.name, err)
+		}
+		letters := ""
+		for _, r := range got {
+			letters += r.Token[:1]
+		}
+		if letters != tc.want {
+			t.Errorf("Tasks(%s) = %q, want %q", tc.name, letters, tc.want)
+		}
+		for _, r := range got {
+			if r.Token == Tok('d') && (r.Snap.State != engine.StateError || len(r.Snap.Images) != 1 || r.Spec == nil || r.Spec.Query == "") {
+				t.Errorf("Tasks(%s) gave d as %+v", tc.name, r)
+			}
+		}
 	}
 }

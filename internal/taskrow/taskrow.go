@@ -12,15 +12,19 @@ import (
 	"github.com/thumbd/thumbd/engine"
 )
 
-// Row is a task as stored: the columns token, created_at, ended_at, spec
-// and snap, in that order (see Dest).
+// Row is a task as stored: the columns token, created_at, ended_at, spec,
+// snap and owner, in that order (see Dest and Columns).
 type Row struct {
 	Token   string
 	Created int64   // Unix nanoseconds
 	Ended   *int64  // Unix nanoseconds; nil while the task runs
 	Spec    *string // JSON; nil until the task is started
 	Snap    string  // JSON
+	Owner   string  // engine.KeyOwner of the key that created it; "" when unknown
 }
+
+// Columns are the columns Dest scans, in its order.
+const Columns = "token, created_at, ended_at, spec, snap, owner"
 
 // Nanos is how times are stored.
 func Nanos(t time.Time) int64 { return t.UnixNano() }
@@ -30,7 +34,7 @@ func FromNanos(n int64) time.Time { return time.Unix(0, n) }
 
 // Encode lays rec out as a row.
 func Encode(rec engine.TaskRecord) (Row, error) {
-	r := Row{Token: rec.Token, Created: Nanos(rec.Created)}
+	r := Row{Token: rec.Token, Created: Nanos(rec.Created), Owner: rec.Owner}
 	if !rec.Ended.IsZero() {
 		n := Nanos(rec.Ended)
 		r.Ended = &n
@@ -51,14 +55,13 @@ func Encode(rec engine.TaskRecord) (Row, error) {
 	return r, nil
 }
 
-// Dest returns the scan destinations for the columns token, created_at,
-// ended_at, spec, snap.
-func (r *Row) Dest() []any { return []any{&r.Token, &r.Created, &r.Ended, &r.Spec, &r.Snap} }
+// Dest returns the scan destinations for Columns.
+func (r *Row) Dest() []any { return []any{&r.Token, &r.Created, &r.Ended, &r.Spec, &r.Snap, &r.Owner} }
 
 // Decode turns a row back into a record. A row of a later Version than
 // this package knows is refused.
 func (r Row) Decode() (engine.TaskRecord, error) {
-	rec := engine.TaskRecord{Token: r.Token, Created: FromNanos(r.Created)}
+	rec := engine.TaskRecord{Token: r.Token, Created: FromNanos(r.Created), Owner: r.Owner}
 	if r.Ended != nil {
 		rec.Ended = FromNanos(*r.Ended)
 	}
