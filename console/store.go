@@ -107,10 +107,12 @@ func hidePassword(raw string) string {
 	if err != nil || u.User == nil {
 		return raw
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "***")
+	if _, ok := u.User.Password(); !ok {
+		return raw
 	}
-	return u.String()
+	u.User = url.User(u.User.Username())
+	user := u.User.String() + "@"
+	return strings.Replace(u.String(), user, strings.TrimSuffix(user, "@")+":***@", 1)
 }
 
 // RedactURL keeps a URL's scheme and host: its path and query may carry
