@@ -79,6 +79,9 @@ type Config struct {
 	// Uploads are not bound by it: each of their reads has tusd's own
 	// timeout instead.
 	BodyTimeout time.Duration
+	// Console, when set, is the web console, served at /console/; / then
+	// leads to it.
+	Console http.Handler
 }
 
 // DefaultBodyTimeout is the BodyTimeout of a Config that sets none.
@@ -142,6 +145,11 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.cfg.Control != nil {
 		s.mountControl(r)
+	}
+	if s.cfg.Console != nil {
+		r.Handle("/console", s.cfg.Console)
+		r.Handle("/console/*", s.cfg.Console)
+		r.Get("/", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/console/", http.StatusFound) })
 	}
 	r.Get("/storage/*", s.serveFile)
 	r.Head("/storage/*", s.serveFile)

@@ -94,7 +94,9 @@ func TestStoreBackend(t *testing.T) {
 			Attempts: []callback.Attempt{{At: now, Code: 503, Error: "503: busy"}, {At: now.Add(time.Second), Code: 500, Error: "500: down"}}},
 	}
 	be := &StoreBackend{Store: store,
-		Status:    func(s engine.Snapshot, base string) any { return map[string]any{"status": s.State, "status_url": base + "/v1/status"} },
+		Status: func(s engine.Snapshot, base string) any {
+			return map[string]any{"status": s.State, "status_url": base + "/v1/status"}
+		},
 		Callbacks: func() []callback.Delivery { return deliveries }}
 
 	list := func(f Filter) string {

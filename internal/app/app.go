@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/thumbd/thumbd/api"
+	"github.com/thumbd/thumbd/api/wire"
 	"github.com/thumbd/thumbd/callback"
+	"github.com/thumbd/thumbd/console"
 	"github.com/thumbd/thumbd/engine"
 	"github.com/thumbd/thumbd/ffmpeg"
 	"github.com/thumbd/thumbd/internal/netguard"
@@ -193,6 +195,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		Sources:     sources,
 		TaskTimeout: cfg.TaskTimeout,
 	})
+	var cons http.Handler
+	if cfg.Console {
+		cons = console.New(console.Config{
+			Backend: &console.StoreBackend{Store: store, Callbacks: callbacks.Deliveries,
+				Status: func(s engine.Snapshot, base string) any { return wire.TaskStatus(s, base) }},
+			APIKeys:   cfg.APIKeys,
+			PublicURL: cfg.PublicURL,
+			Logger:    log,
+		})
+	}
 	apiCfg := api.Config{
 		Engine:      eng,
 		Files:       files,
@@ -202,6 +214,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		Uploads:     uploads,
 		Static:      static.Handler(),
 		BodyTimeout: cfg.BodyTimeout,
+		Console:     cons,
 	}
 	if plane != nil {
 		// The test-control plane hangs on from outside: its routes, and
@@ -238,7 +251,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); uploads.SweepEvery(sweepCtx, time.Hour, uploadMaxAge) }()
 	log.Info("thumbd listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "data_dir", cfg.DataDir,
-		"workers", cfg.Workers, "store", cfg.Store, "test_api", cfg.TestAPI)
+		"workers", cfg.Workers, "store", cfg.Store, "test_api", cfg.TestAPI, "console", cfg.Console)
 	if listening != nil {
 		listening <- ln.Addr().String()
 	}

@@ -40,6 +40,7 @@ type Config struct {
 	TestAPI         bool          // serve the test-control plane under /_thumbd/
 	BodyTimeout     time.Duration // how long an API request's body may take to arrive
 	MaxConns        int           // client connections open at once; 0: no limit
+	Console         bool          // serve the web console at /console/
 
 	AllowPrivateNetworks bool           // sources, destinations and callbacks may reach loopback, private and link-local addresses
 	AllowedNetworks      []netip.Prefix // private networks they may reach when AllowPrivateNetworks is off
@@ -172,6 +173,11 @@ func settings() []setting {
 			}
 			c.MaxConns = n
 			return nil
+		}},
+		{"console", "THUMBD_CONSOLE", "1", "serve the web console at /console/ (tasks, their images and VTT, a form to start one); 0 turns it off", func(c *Config, v string) error {
+			b, err := parseBool(v)
+			c.Console = b
+			return err
 		}},
 		{"allow-private-networks", "THUMBD_ALLOW_PRIVATE_NETWORKS", "false", "let sources, S3 destinations and callbacks reach loopback, private and link-local addresses, this machine included (for a trusted network; never on a public service)", func(c *Config, v string) error {
 			b, err := parseBool(v)

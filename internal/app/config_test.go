@@ -26,6 +26,7 @@ func TestLoadConfig(t *testing.T) {
 		S3RetryWindow: time.Minute, FailoverAfter: 15 * time.Second,
 		Store: "sqlite", Retention: 24 * time.Hour, TaskTimeout: time.Hour, CallbackRetry: time.Minute,
 		BodyTimeout: 30 * time.Second, MaxConns: 1024,
+		Console: true,
 	}
 	with := func(f func(c *Config)) Config {
 		c := defaults
@@ -49,6 +50,7 @@ func TestLoadConfig(t *testing.T) {
 				"THUMBD_WORKERS": "6", "THUMBD_S3_HTTP_HOSTS": "minio,[::1]", "THUMBD_LOG_LEVEL": "debug",
 				"THUMBD_SHUTDOWN_TIMEOUT": "5s", "THUMBD_STORE": "memory", "THUMBD_RETENTION": "2h30m",
 				"THUMBD_TASK_TIMEOUT": "0", "THUMBD_CALLBACK_RETRY": "10s", "THUMBD_TEST_API": "1", "THUMBD_ACCURACY": "Keyframe",
+				"THUMBD_CONSOLE": "off",
 			},
 			want: with(func(c *Config) {
 				c.Addr, c.PublicURL, c.DataDir = "0.0.0.0:9000", "https://thumbs.example.com", "/var/lib/thumbd"
@@ -56,6 +58,7 @@ func TestLoadConfig(t *testing.T) {
 				c.Workers, c.S3HTTPHosts, c.LogLevel, c.ShutdownTimeout = 6, []string{"minio", "::1"}, slog.LevelDebug, 5*time.Second
 				c.Store, c.Retention, c.TaskTimeout, c.CallbackRetry, c.TestAPI = "memory", 150*time.Minute, 0, 10*time.Second, true
 				c.Accuracy = ffmpeg.AccuracyKeyframe
+				c.Console = false
 			}),
 		},
 		{
