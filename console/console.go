@@ -87,8 +87,8 @@ type Detail struct {
 	// Query is the query as the client sent it, with destination secrets
 	// hidden; null until the task is started.
 	Query json.RawMessage `json:"query"`
-	// Status is the task's object as /v1/status returns it.
-	Status json.RawMessage `json:"status"`
+	// StatusJSON is the task's object as /v1/status returns it.
+	StatusJSON json.RawMessage `json:"status_json"`
 	// Callbacks are the callbacks sent for the task, oldest first.
 	Callbacks []Callback `json:"callbacks"`
 }

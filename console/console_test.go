@@ -208,9 +208,9 @@ func TestEmptyListIsArray(t *testing.T) {
 
 func TestTaskDetail(t *testing.T) {
 	detail := Detail{
-		Task:   Task{Token: tok, Status: "completed", Percent: 100},
-		Query:  json.RawMessage(`{"query":{"source":"https://a/b.mp4"}}`),
-		Status: json.RawMessage(`{"status":"completed","images":[]}`),
+		Task:       Task{Token: tok, Status: "completed", Percent: 100},
+		Query:      json.RawMessage(`{"query":{"source":"https://a/b.mp4"}}`),
+		StatusJSON: json.RawMessage(`{"status":"completed","images":[]}`),
 	}
 	for _, tc := range []struct {
 		name    string
@@ -244,8 +244,11 @@ func TestTaskDetail(t *testing.T) {
 			if q, _ := got["query"].(map[string]any); q == nil || q["query"] == nil {
 				t.Errorf("query = %v, want the object as given", got["query"])
 			}
-			if s, _ := got["status"].(map[string]any); s == nil || s["status"] != "completed" {
-				t.Errorf("status = %v", got["status"])
+			if got["status"] != "completed" {
+				t.Errorf("status = %v, want the task's state", got["status"])
+			}
+			if s, _ := got["status_json"].(map[string]any); s == nil || s["status"] != "completed" {
+				t.Errorf("status_json = %v, want /v1/status's object", got["status_json"])
 			}
 			if cb, ok := got["callbacks"].([]any); !ok || len(cb) != 0 {
 				t.Errorf("callbacks = %#v, want []", got["callbacks"])

@@ -64,7 +64,7 @@ func (b *StoreBackend) Task(ctx context.Context, s Scope, token string) (Detail,
 	if err != nil {
 		return Detail{}, err
 	}
-	d.Status = st
+	d.StatusJSON = st
 	if b.Callbacks != nil {
 		for _, c := range b.Callbacks() {
 			if c.TaskToken != token {

@@ -151,8 +151,8 @@ func TestStoreBackend(t *testing.T) {
 	if strings.Contains(q, "topsecret") || strings.Contains(q, "AKIAEXAMPLE") || strings.Contains(q, "xyz") || !strings.Contains(q, `"interval":"1"`) {
 		t.Errorf("query = %s: want it as sent, secrets hidden", q)
 	}
-	if string(d.Status) != `{"status":"encoding","status_url":"http://thumbs.test/v1/status"}` {
-		t.Errorf("status = %s", d.Status)
+	if string(d.StatusJSON) != `{"status":"encoding","status_url":"http://thumbs.test/v1/status"}` {
+		t.Errorf("status = %s", d.StatusJSON)
 	}
 	if len(d.Callbacks) != 1 {
 		t.Fatalf("callbacks = %+v, want a2's one", d.Callbacks)
@@ -165,7 +165,7 @@ func TestStoreBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(d.Query) != "null" || d.Status == nil || len(d.Callbacks) != 0 {
+	if string(d.Query) != "null" || d.StatusJSON == nil || d.Status != "created" || len(d.Callbacks) != 0 {
 		t.Errorf("a task not started: %+v", d)
 	}
 }

@@ -210,7 +210,7 @@ function taskView(token) {
       root.replaceChildren(el('section', { class: 'panel' }, el('div', { class: 'error-box', text: e.message }), el('a', { href: '#/', text: '← all tasks' })));
       return false;
     }
-    const st = d.status || {};
+    const st = d.status_json || {};
     const media = JSON.stringify([st.images, st.videos, st.duration]);
     section('t-head', JSON.stringify([d.status, d.percent, d.source, st.duration, st.source_size, d.ended]), () => headPanel(d));
     section('t-problems', JSON.stringify([st.error_description, st.warnings, d.error]), () => problemsPanel(d));
@@ -219,7 +219,7 @@ function taskView(token) {
     section('t-videos', JSON.stringify(st.videos), () => videosPanel(d));
     section('t-manifests', media, () => manifestsPanel(d));
     section('t-callbacks', JSON.stringify(d.callbacks), () => callbacksPanel(d));
-    section('t-json', JSON.stringify([d.query, d.status]), () => jsonPanel(d));
+    section('t-json', JSON.stringify([d.query, d.status_json]), () => jsonPanel(d));
     root.dataset.status = d.status;
     // Once the task has ended, its callbacks may still be under way:
     // keep looking for a minute.
@@ -235,7 +235,7 @@ function taskView(token) {
 }
 
 function headPanel(d) {
-  const st = d.status || {};
+  const st = d.status_json || {};
   return el('section', { class: 'panel' },
     el('div', { class: 'toolbar' },
       el('h1', { class: 'mono', text: 'Task ' + d.token }), badge(d.status),
@@ -252,7 +252,7 @@ function headPanel(d) {
 }
 
 function problemsPanel(d) {
-  const st = d.status || {};
+  const st = d.status_json || {};
   const warnings = st.warnings || [];
   if (d.status !== 'error' && !warnings.length) return null;
   return el('section', { class: 'panel' }, el('h2', { text: 'Errors and warnings' }),
@@ -266,7 +266,7 @@ function urlKey(u) {
 }
 
 function imagesPanel(d) {
-  const images = (d.status && d.status.images) || [];
+  const images = (d.status_json && d.status_json.images) || [];
   if (!images.length) return null;
   const singles = images.filter(i => i.kind === 'image');
   const sprites = images.filter(i => i.kind === 'sprite');
@@ -313,7 +313,7 @@ async function outlineTiles(holder, sprite, vtts) {
 }
 
 function videosPanel(d) {
-  const videos = (d.status && d.status.videos) || [];
+  const videos = (d.status_json && d.status_json.videos) || [];
   if (!videos.length) return null;
   return el('section', { class: 'panel' }, el('h2', { text: 'Videos' }),
     el('div', { class: 'grid' }, videos.map(v => el('div', { class: 'card video' },
@@ -345,7 +345,7 @@ function manifests(images) {
 }
 
 function manifestsPanel(d) {
-  const images = (d.status && d.status.images) || [];
+  const images = (d.status_json && d.status_json.images) || [];
   if (!images.length || !isDone(d.status)) return null;
   const sec = el('section', { class: 'panel' }, el('h2', { text: 'Manifests' }),
     el('p', { class: 'muted', text: 'thumbd\'s record of each output: the time asked for and the frame delivered, per image.' }));
@@ -377,7 +377,7 @@ function callbacksPanel(d) {
 function jsonPanel(d) {
   return el('section', { class: 'panel cols' },
     el('div', {}, el('h2', { text: 'Query as received' }), el('pre', { class: 'json', id: 'query-json', text: d.query ? JSON.stringify(d.query, null, 2) : 'not started yet' })),
-    el('div', {}, el('h2', { text: 'Status (as /v1/status returns it)' }), el('pre', { class: 'json', id: 'status-json', text: JSON.stringify(d.status, null, 2) })));
+    el('div', {}, el('h2', { text: 'Status (as /v1/status returns it)' }), el('pre', { class: 'json', id: 'status-json', text: JSON.stringify(d.status_json, null, 2) })));
 }
 
 // ---- WebVTT ----
@@ -436,7 +436,7 @@ function cueAt(cues, t) {
 // ---- the scrub preview ----
 
 function scrubPanel(d) {
-  const st = d.status || {};
+  const st = d.status_json || {};
   const vtts = (st.images || []).filter(i => i.kind === 'vtt');
   if (!vtts.length) return null;
   const vtt = vtts[0];
@@ -563,6 +563,7 @@ async function qencode(method, fields) {
 // upload_url plus the task token) and returns the file id. It creates the
 // upload with POST, then sends it in chunks with PATCH and Upload-Offset.
 async function tusUpload(uploadURL, file, progress) {
+  uploadURL = new URL(uploadURL, location.href).href;
   const b64 = s => btoa(String.fromCharCode(...new TextEncoder().encode(s)));
   const created = await fetch(uploadURL, {
     method: 'POST',
@@ -575,7 +576,7 @@ async function tusUpload(uploadURL, file, progress) {
   // on the page's own origin, whatever host thumbd's public URL names.
   const parts = loc.pathname.split('/');
   const fileID = parts.pop();
-  const target = new URL(uploadURL + '/' + fileID, location.href).href;
+  const target = uploadURL + '/' + fileID;
   const chunk = 4 << 20;
   let offset = 0;
   while (offset < file.size) {
