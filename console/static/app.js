@@ -184,21 +184,21 @@ function listView() {
 // ---- one task ----
 
 function taskView(token) {
+  vttChoice = 0;
   const root = el('div', { id: 'task', 'data-token': token });
   main().replaceChildren(root);
-  const sections = {}; // id -> [key, element]: a section is rebuilt only when its key changes
+  // Each section has a slot, in this order, and is rebuilt only when its
+  // key changes.
+  const order = ['t-head', 't-problems', 't-scrub', 't-images', 't-videos', 't-manifests', 't-callbacks', 't-json'];
+  const slots = Object.fromEntries(order.map(id => [id, el('div', { class: 'slot' })]));
+  root.append(...order.map(id => slots[id]));
+  const keys = {};
   const section = (id, key, build) => {
-    const have = sections[id];
-    if (have && have[0] === key) return have[1];
+    if (keys[id] === key) return;
+    keys[id] = key;
     const e = build();
     if (e) e.id = id;
-    if (have && have[1]) {
-      if (e) have[1].replaceWith(e); else have[1].remove();
-    } else if (e) {
-      root.append(e);
-    }
-    sections[id] = [key, e];
-    return e;
+    slots[id].replaceChildren(...(e ? [e] : []));
   };
   let endedPolls = 0;
   const p = poller(async () => {
@@ -214,7 +214,7 @@ function taskView(token) {
     const media = JSON.stringify([st.images, st.videos, st.duration]);
     section('t-head', JSON.stringify([d.status, d.percent, d.source, st.duration, st.source_size, d.ended]), () => headPanel(d));
     section('t-problems', JSON.stringify([st.error_description, st.warnings, d.error]), () => problemsPanel(d));
-    section('t-scrub', media + d.source, () => scrubPanel(d));
+    section('t-scrub', media + d.source, () => scrubPanel(d, vttChoice));
     section('t-images', media, () => imagesPanel(d));
     section('t-videos', JSON.stringify(st.videos), () => videosPanel(d));
     section('t-manifests', media, () => manifestsPanel(d));
@@ -435,11 +435,13 @@ function cueAt(cues, t) {
 
 // ---- the scrub preview ----
 
-function scrubPanel(d) {
+let vttChoice = 0; // which VTT of the task the preview follows
+
+function scrubPanel(d, which) {
   const st = d.status_json || {};
   const vtts = (st.images || []).filter(i => i.kind === 'vtt');
   if (!vtts.length) return null;
-  const vtt = vtts[0];
+  const vtt = vtts[which || 0] || vtts[0];
   const sec = el('section', { class: 'panel', 'data-vtt': vtt.url });
   const view = el('div', { class: 'view', id: 'scrub-view' });
   const info = el('div', { class: 'info', id: 'scrub-info' });
@@ -452,7 +454,14 @@ function scrubPanel(d) {
       el('div', {}, view, info), media,
       el('div', { class: 'timeline' }, ticks, range, scale)));
   if (vtts.length > 1) {
-    sec.append(el('p', { class: 'muted', text: 'This task has ' + vtts.length + ' VTT files; the preview follows the first: ' + vtt.url }));
+    const pick = el('select', { id: 'scrub-vtt', onchange: () => {
+      const again = scrubPanel(d, Number(pick.value));
+      again.id = sec.id;
+      sec.querySelectorAll('video').forEach(v => v.pause());
+      vttChoice = Number(pick.value);
+      sec.replaceWith(again);
+    } }, vtts.map((v, i) => el('option', { value: i, selected: v === vtt, text: 'output ' + String(v.tag).split('-')[1] + ': ' + v.url.split('/').slice(-2).join('/') })));
+    sec.querySelector('h2').append(' ', pick);
   }
   loadVTT(vtt.url).then(cues => {
     const duration = st.duration || (cues.length ? cues[cues.length - 1].end : 0);
@@ -519,8 +528,8 @@ function showCue(view, info, cues, frames, t) {
       if (tile) tile.classList.add('current');
     });
   } else {
-    view.replaceChildren(el('div', { class: 'frame', style: { maxWidth: maxW + 'px' } },
-      el('img', { src: c.src, alt: 'preview', style: { position: 'static', maxWidth: maxW + 'px' } })));
+    view.replaceChildren(el('div', { class: 'frame' },
+      el('img', { src: c.src, alt: 'preview', style: { position: 'static', width: maxW + 'px' } })));
   }
   const f = frames[i];
   const name = c.src.split('/').pop() + (c.xywh ? '#xywh=' + c.xywh.join(',') : '');
