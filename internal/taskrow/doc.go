@@ -16,7 +16,9 @@ import (
 // The documents below name every stored key in a tag, so renaming a field
 // of an engine type changes nothing stored (the conversions here stop
 // compiling instead). A change of what is stored is a new Version, and
-// Decode keeps reading the older ones.
+// Decode keeps reading the older ones; only a key added with omitempty,
+// whose absence reads as its zero value and which an older thumbd may
+// ignore (Query), keeps the version.
 const Version = 1
 
 // checkVersion returns the version of a stored document from its Version
@@ -46,6 +48,7 @@ type specDoc struct {
 	Outputs     []outputDoc `json:"Outputs"`
 	CallbackURL string      `json:"CallbackURL"`
 	Payload     string      `json:"Payload"`
+	Query       string      `json:"Query,omitempty"` // the query as received, shown by the console
 }
 
 // Durations are stored as whole nanoseconds.
@@ -194,11 +197,11 @@ func each[T, U any](in []T, f func(T) U) []U {
 func setString[S ~string](dst *S, s string) { *dst = S(s) }
 
 func toSpecDoc(s engine.Spec) specDoc {
-	return specDoc{Version: Version, Source: s.Source, Outputs: each(s.Outputs, toOutputDoc), CallbackURL: s.CallbackURL, Payload: s.Payload}
+	return specDoc{Version: Version, Source: s.Source, Outputs: each(s.Outputs, toOutputDoc), CallbackURL: s.CallbackURL, Payload: s.Payload, Query: s.Query}
 }
 
 func (d specDoc) spec() engine.Spec {
-	return engine.Spec{Source: d.Source, Outputs: each(d.Outputs, outputDoc.output), CallbackURL: d.CallbackURL, Payload: d.Payload}
+	return engine.Spec{Source: d.Source, Outputs: each(d.Outputs, outputDoc.output), CallbackURL: d.CallbackURL, Payload: d.Payload, Query: d.Query}
 }
 
 func toOutputDoc(o engine.Output) outputDoc {

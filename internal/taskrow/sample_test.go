@@ -13,12 +13,14 @@ func sample() engine.TaskRecord {
 	crf := 23
 	return engine.TaskRecord{
 		Token:   "0123456789abcdef0123456789abcdef",
+		Owner:   "89abcdef01234567",
 		Created: FromNanos(1700000000123456789),
 		Ended:   FromNanos(1700000060987654321),
 		Spec: &engine.Spec{
 			Source:      "https://example.com/video.mp4",
 			CallbackURL: "https://example.com/callback?x=1",
 			Payload:     `{"order":7}`,
+			Query:       `{"query": {"source": "https://example.com/video.mp4", "format": [{"output": "thumbnail"}]}}`,
 			Outputs: []engine.Output{
 				{Kind: "thumbnail", Time: &f, Width: 320, Height: 180, ResizeMode: "crop", Format: "webp", Quality: 80,
 					Accuracy: "keyframe", UserTag: "poster", Destinations: []storage.Destination{{URL: "s3://s3.example.com/bucket/a.webp",
