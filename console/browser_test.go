@@ -394,7 +394,9 @@ func TestConsoleScrub(t *testing.T) {
 	}
 	do(t, ctx, "open the task page",
 		chromedp.Navigate(base+"/console/#/tasks/"+token),
-		waitJS(`document.querySelector('#scrub') && Number(document.querySelector('#scrub').max) > 0 && document.querySelector('#scrub-view').dataset.src`))
+		waitJS(`document.querySelector('#scrub') && Number(document.querySelector('#scrub').max) > 0 && document.querySelector('#scrub-view').dataset.src`),
+		// The page is laid out for good: the source video knows its size.
+		waitJS(`document.querySelector('#source-video') && document.querySelector('#source-video').readyState >= 1`))
 
 	const previewShown = `(() => { const v = document.querySelector('#scrub-view'), i = v.querySelector('img');
 		return Number(v.dataset.t) === Number(document.querySelector('#scrub').value) && i && i.complete && i.naturalWidth > 0; })()`
