@@ -461,8 +461,7 @@ func TestConsoleNewTaskUpload(t *testing.T) {
 	}
 	screenshot(t, ctx, "new")
 	do(t, ctx, "fill in and start",
-		// The sprite preset: the docs' query has an mp4 from 10 s on, past
-		// the end of the 10 s clip.
+		// The sprite preset.
 		chromedp.SetValue(chromedp.CSS(`#preset`), "1"),
 		js(`document.querySelector('#preset').dispatchEvent(new Event('change'))`),
 		chromedp.SetUploadFiles(chromedp.CSS(`#source-file`), []string{abs}),
@@ -481,6 +480,27 @@ func TestConsoleNewTaskUpload(t *testing.T) {
 		t.Errorf("the uploaded source lasts %.3f s, want the clip's 10 s", st.Duration)
 	}
 	screenshot(t, ctx, "uploaded")
+}
+
+// TestConsoleNewTaskDefaults: the form as it opens (the docs' query on
+// thumbd's own sample video) starts a task that completes, offline.
+func TestConsoleNewTaskDefaults(t *testing.T) {
+	ctx := browser(t)
+	base := thumbd(t)
+	do(t, ctx, "start a task with the form as it is",
+		chromedp.Navigate(base+"/console/#/new"),
+		waitJS(`document.querySelector('#query') && document.querySelector('#query').value.includes('"output": "thumbnail"')`),
+		chromedp.Click(chromedp.CSS(`#start`)),
+		waitJS(`/^#\/tasks\/[0-9a-f]{32}$/.test(location.hash)`),
+		waitJS(`document.querySelector('#task') && ['completed', 'error'].includes(document.querySelector('#task').dataset.status)`))
+	token := strings.TrimPrefix(eval[string](t, ctx, `location.hash`), "#/tasks/")
+	st := waitStatus(t, base, token)
+	if len(st.Images) != 2 || st.Images[0].Width != 320 || st.Images[0].Height != 240 {
+		t.Errorf("images = %+v, want the docs' two 320x240 thumbnails", st.Images)
+	}
+	if src := eval[string](t, ctx, `document.querySelector('#query-json').textContent`); !strings.Contains(src, base+"/static/test_mini.mp4") {
+		t.Errorf("the task's source is not thumbd's sample:\n%s", src)
+	}
 }
 
 // TestConsoleAPIKeys: with API keys, the console asks for one and shows
