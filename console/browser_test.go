@@ -65,11 +65,12 @@ func browser(t *testing.T) context.Context {
 }
 
 // thumbd starts thumbd in this process with the console on, the given API
-// keys, private sources allowed (the test serves its source on loopback)
-// and the test-control plane on (holds), and returns its base URL.
+// keys, private networks allowed (the test serves its source and takes
+// callbacks on loopback) and the test-control plane on (holds), and
+// returns its base URL.
 func thumbd(t *testing.T, keys ...string) string {
 	t.Helper()
-	args := []string{"-data-dir", t.TempDir(), "-workers", "2", "-store", "memory", "-allow-private-sources=true", "-console=1",
+	args := []string{"-data-dir", t.TempDir(), "-workers", "2", "-store", "memory", "-allow-private-networks=true", "-console=1",
 		"-test-api=1", "-api-keys", strings.Join(keys, ",")}
 	cfg, err := app.LoadConfig(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
