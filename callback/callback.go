@@ -63,6 +63,16 @@ type Config struct {
 	// 1000.
 	Keep   int
 	Logger *slog.Logger
+	// Observer, when set, is told how each delivery ended (for metrics).
+	Observer Observer
+}
+
+// Observer is told how each callback delivery ended: result is
+// "delivered" (a 2xx reply came), "failed" (retried for RetryFor without
+// one), "refused" (the network guard refused its address) or "stopped"
+// (thumbd stopped before it could try again), after attempts tries. package internal/metrics implements it.
+type Observer interface {
+	CallbackDelivered(event engine.EventKind, result string, attempts int)
 }
 
 // WarningMessage is the message of the warning a task gets when a callback
@@ -195,7 +205,8 @@ func (n *Notifier) deliver(p *pending) {
 	began := time.Now()
 	wait := n.cfg.Backoff
 	var last string
-	for stopped := false; !stopped; {
+	stopped, refused := false, false
+	for !stopped {
 		a := n.attempt(d)
 		n.mu.Lock()
 		d.Attempts = append(d.Attempts, a.Attempt)
@@ -205,12 +216,14 @@ func (n *Notifier) deliver(p *pending) {
 		}
 		n.mu.Unlock()
 		if a.Error == "" {
+			n.observe(d.Event, "delivered", len(d.Attempts))
 			return
 		}
 		last = a.Error
 		n.log.Warn("callback not delivered", "task", engine.Redact(d.TaskToken), "event", d.Event,
 			"url", d.URL, "attempt", len(d.Attempts), "err", a.Error)
 		if a.refused || time.Since(began)+wait > n.cfg.RetryFor {
+			refused = a.refused
 			break // a refused address stays refused
 		}
 		select {
@@ -224,13 +237,29 @@ func (n *Notifier) deliver(p *pending) {
 	n.mu.Lock()
 	d.Done = true
 	current := p.gen == n.gen
+	attempts := len(d.Attempts)
 	n.mu.Unlock()
+	switch {
+	case stopped:
+		n.observe(d.Event, "stopped", attempts)
+	case refused:
+		n.observe(d.Event, "refused", attempts)
+	default:
+		n.observe(d.Event, "failed", attempts)
+	}
 	if !current || n.cfg.Warnings == nil {
 		return
 	}
 	w := engine.Warning{Message: WarningMessage, Details: "Error sending callback to " + d.URL + sep(d.Code) + last}
 	if err := n.cfg.Warnings.AddWarning(context.Background(), d.TaskToken, w); err != nil && !errors.Is(err, engine.ErrTokenNotFound) {
 		n.log.Error("recording a callback warning", "task", engine.Redact(d.TaskToken), "err", err)
+	}
+}
+
+// observe tells the Observer how a delivery ended.
+func (n *Notifier) observe(event engine.EventKind, result string, attempts int) {
+	if n.cfg.Observer != nil {
+		n.cfg.Observer.CallbackDelivered(event, result, attempts)
 	}
 }
 

@@ -164,6 +164,7 @@ func (e *Engine) makeOutputs(ctx context.Context, token, src string, media ffmpe
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	began := time.Now()
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -191,6 +192,7 @@ func (e *Engine) makeOutputs(ctx context.Context, token, src string, media ffmpe
 					fail(fmt.Errorf("format[%d]: %w", p.index, err))
 					return
 				}
+				e.cfg.Observer.OutputMade(p.out.Kind, time.Since(began))
 			}
 		})
 	}
@@ -198,7 +200,9 @@ func (e *Engine) makeOutputs(ctx context.Context, token, src string, media ffmpe
 		wg.Go(func() {
 			if err := e.encodeVideo(ctx, src, v, m); err != nil {
 				fail(fmt.Errorf("format[%d] (%s): %w", v.index, v.out.Kind, err))
+				return
 			}
+			e.cfg.Observer.OutputMade(v.out.Kind, time.Since(began))
 		})
 	}
 	wg.Wait()

@@ -43,6 +43,7 @@ type Config struct {
 	Queue    Queue    // default: a MemoryQueue of 4096 tasks, Workers at a time
 	Notifier Notifier // told of task events (callbacks); may be nil
 	Gate     Gate     // may hold or fail a task as it changes state; may be nil
+	Observer Observer // told what happens, for metrics; may be nil
 	// Retention is how long a task is kept after it ends, with the files
 	// thumbd keeps for it, and how long a task created but never started
 	// is kept; 0 keeps them for ever.
@@ -135,6 +136,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.Store == nil {
 		cfg.Store = NewMemoryStore()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	if cfg.Queue == nil {
 		cfg.Queue = NewMemoryQueue(4096, cfg.Workers)
@@ -276,6 +280,7 @@ func (e *Engine) Start(ctx context.Context, taskToken string, spec Spec) error {
 		return err
 	}
 	e.log.Info("task queued", "task", Redact(taskToken), "outputs", len(spec.Outputs))
+	e.cfg.Observer.TaskQueued()
 	e.notify(ctx, taskToken, EventQueued, snap, spec)
 	return nil
 }

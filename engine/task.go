@@ -151,6 +151,7 @@ func (e *Engine) end(ctx context.Context, token string, spec Spec, err error, to
 	if uerr != nil {
 		return fmt.Errorf("recording the end of task %s: %w", Redact(token), uerr)
 	}
+	e.cfg.Observer.TaskEnded(snap.State, took)
 	if err != nil {
 		e.log.Warn("task failed", "task", Redact(token), "err", err, "took", took)
 		e.notify(ctx, token, EventError, snap, spec)
@@ -454,7 +455,9 @@ func (e *Engine) putLocal(ctx context.Context, name, file, ct string) (storage.L
 		return storage.Location{}, err
 	}
 	defer f.Close()
-	return e.cfg.Files.Put(ctx, name, f, ct)
+	loc, err := e.cfg.Files.Put(ctx, name, f, ct)
+	e.cfg.Observer.FileStored("local", err)
+	return loc, err
 }
 
 func (e *Engine) putObject(ctx context.Context, d storage.Destination, file, ct string) (storage.Location, error) {
@@ -470,7 +473,9 @@ func (e *Engine) putObject(ctx context.Context, d storage.Destination, file, ct 
 	if err != nil {
 		return storage.Location{}, err
 	}
-	return e.cfg.Objects.Put(ctx, d, f, fi.Size(), ct)
+	loc, err := e.cfg.Objects.Put(ctx, d, f, fi.Size(), ct)
+	e.cfg.Observer.FileStored("s3", err)
+	return loc, err
 }
 
 // ObjectURL is the URL a file of an output is uploaded to. A thumbnail's

@@ -108,6 +108,31 @@ func sign(f float64) float64 {
 type Runner struct {
 	FFmpeg  string // path or name of ffmpeg
 	FFprobe string // path or name of ffprobe
+	// Processes, when set, is told of each process the Runner starts and
+	// of its end (for metrics).
+	Processes ProcessObserver
+}
+
+// ProcessObserver is told when a Runner starts a process and when it has
+// ended; tool is "ffmpeg" or "ffprobe". package internal/metrics
+// implements it.
+type ProcessObserver interface {
+	ProcessStarted(tool string)
+	ProcessEnded(tool string)
+}
+
+// track tells the observer that a process of bin started, and returns the
+// function that tells it the process ended.
+func (r Runner) track(bin string) func() {
+	if r.Processes == nil {
+		return func() {}
+	}
+	tool := "ffmpeg"
+	if bin == r.FFprobe {
+		tool = "ffprobe"
+	}
+	r.Processes.ProcessStarted(tool)
+	return func() { r.Processes.ProcessEnded(tool) }
 }
 
 // ExecError is a failed ffmpeg or ffprobe run, with the end of its log.
@@ -136,7 +161,13 @@ func (r Runner) run(ctx context.Context, tool string, args []string) (stdout, st
 	cmd.Stderr = &errb
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 3 * time.Second
-	if err := cmd.Run(); err != nil {
+	err = cmd.Start()
+	if err == nil {
+		done := r.track(tool)
+		err = cmd.Wait()
+		done()
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return out.Bytes(), errb.Bytes(), ctx.Err()
 		}

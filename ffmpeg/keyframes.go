@@ -425,6 +425,7 @@ func (r Runner) indexLines(ctx context.Context, src string, stream int, interval
 	if err := cmd.Start(); err != nil {
 		return lines{}, &ExecError{Tool: r.FFprobe, Err: err}
 	}
+	defer r.track(r.FFprobe)()
 	var l lines
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 4096), 64*1024)

@@ -247,6 +247,7 @@ func (r Runner) runPipeline(ctx context.Context, copyArgs, decodeArgs []string, 
 		pw.Close()
 		return nil, &ExecError{Tool: r.FFmpeg, Err: err}
 	}
+	defer r.track(r.FFmpeg)()
 	pw.Close()
 	if err := dec.Start(); err != nil {
 		pr.Close()
@@ -254,6 +255,7 @@ func (r Runner) runPipeline(ctx context.Context, copyArgs, decodeArgs []string, 
 		_ = copier.Wait()
 		return nil, &ExecError{Tool: r.FFmpeg, Err: err}
 	}
+	defer r.track(r.FFmpeg)()
 	pr.Close()
 	var log bytes.Buffer
 	var wg sync.WaitGroup

@@ -56,6 +56,7 @@ func (r Runner) RunProgress(ctx context.Context, args []string, f func(outTime t
 	if err := cmd.Start(); err != nil {
 		return &ExecError{Tool: r.FFmpeg, Err: err}
 	}
+	defer r.track(r.FFmpeg)()
 	ParseProgress(out, func(t time.Duration, _ bool) { f(t) })
 	if err := cmd.Wait(); err != nil {
 		if ctx.Err() != nil {

@@ -261,6 +261,16 @@ func (q *Queue[TTx]) renew(ctx context.Context, id int64) func() {
 	return func() { cancel(); <-done }
 }
 
+// Len returns how many task jobs wait to run (available, scheduled or to
+// be retried), in the whole database: the queue depth.
+func (q *Queue[TTx]) Len(ctx context.Context) (int, error) {
+	counts, err := q.driver.GetExecutor().JobCountByAllStates(ctx, &riverdriver.JobCountByAllStatesParams{})
+	if err != nil {
+		return 0, fmt.Errorf("riverq: counting queued tasks: %w", err)
+	}
+	return counts[rivertype.JobStateAvailable] + counts[rivertype.JobStateScheduled] + counts[rivertype.JobStateRetryable], nil
+}
+
 // Purge implements engine.Queue: it deletes every task job that is not
 // running.
 func (q *Queue[TTx]) Purge(ctx context.Context) error {

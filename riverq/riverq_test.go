@@ -236,3 +236,24 @@ func TestPurge(t *testing.T) {
 	defer stop()
 	rec.wait(t, 1)
 }
+
+func TestLen(t *testing.T) {
+	db, q := open(t, t.TempDir(), riverq.Options{Workers: 1})
+	defer db.Close()
+	ctx := context.Background()
+	for i := range 3 {
+		if err := q.Enqueue(ctx, fmt.Sprintf("%032d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := q.Len(ctx); n != 3 || err != nil {
+		t.Fatalf("Len = %d, %v; want 3 queued", n, err)
+	}
+	rec := newRecorder(nil)
+	stop := run(q, rec.work)
+	rec.wait(t, 3)
+	stop()
+	if n, err := q.Len(ctx); n != 0 || err != nil {
+		t.Errorf("Len = %d, %v after every task ran; want 0", n, err)
+	}
+}

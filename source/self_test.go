@@ -78,3 +78,34 @@ func TestSelfSources(t *testing.T) {
 		})
 	}
 }
+
+// TestBytesRead checks the gateway's count of bytes read: it grows as
+// ffmpeg reads and keeps what closed sources read.
+func TestBytesRead(t *testing.T) {
+	g := startGateway(t, Config{Self: []string{"http://127.0.0.1:8080"}})
+	ctx := context.Background()
+	if n := g.BytesRead(); n != 0 {
+		t.Fatalf("BytesRead = %d before any source", n)
+	}
+	for i, want := range []int64{1000, 2000} {
+		src, err := g.Open(ctx, "task", "http://127.0.0.1:8080/static/test_mini.mp4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("GET", src.URL(), nil)
+		req.Header.Set("Range", "bytes=0-999")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if n := g.BytesRead(); n != want {
+			t.Errorf("source %d open: BytesRead = %d, want %d", i, n, want)
+		}
+		src.Close()
+		if n := g.BytesRead(); n != want {
+			t.Errorf("source %d closed: BytesRead = %d, want %d", i, n, want)
+		}
+	}
+}

@@ -131,8 +131,9 @@ type Gateway struct {
 	roots  []root
 	self   []selfBase
 
-	mu      sync.Mutex
-	entries map[string]*entry
+	mu         sync.Mutex
+	entries    map[string]*entry
+	readClosed int64 // bytes read for the sources closed so far
 }
 
 var _ engine.Sources = (*Gateway)(nil)
@@ -355,6 +356,18 @@ func (g *Gateway) Open(ctx context.Context, task, raw string) (engine.OpenSource
 	return e, nil
 }
 
+// BytesRead returns how many bytes were read from every source since the
+// gateway started, from their origins or files (for metrics).
+func (g *Gateway) BytesRead() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := g.readClosed
+	for _, e := range g.entries {
+		n += e.read.Load()
+	}
+	return n
+}
+
 // ReleaseTask implements engine.TaskReleaser: a task that has ended no
 // longer needs its uploads (a task token starts one task only).
 func (g *Gateway) ReleaseTask(ctx context.Context, task string) {
@@ -461,6 +474,7 @@ func (e *entry) Close() {
 	e.cancel()
 	e.g.mu.Lock()
 	delete(e.g.entries, e.id)
+	e.g.readClosed += e.read.Load()
 	e.g.mu.Unlock()
 	if e.file != nil {
 		e.file.Close()

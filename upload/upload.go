@@ -236,3 +236,7 @@ func (s *Server) SweepEvery(ctx context.Context, interval, age time.Duration) {
 		}
 	}
 }
+
+// Metrics returns tusd's counts of this server's uploads (created,
+// finished, terminated, bytes received, errors), for metrics.
+func (s *Server) Metrics() tusd.Metrics { return s.tus.Metrics }

@@ -110,7 +110,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		return err
 	}
 	defer sources.Close()
-	runner := ffmpeg.Runner{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe}
+	obs := newObservers(cfg.Metrics)
+	runner := ffmpeg.Runner{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Processes: obs.processes}
 	if err := runner.Check(ctx); err != nil {
 		log.Warn("ffmpeg is missing: tasks will fail until it is installed", "err", err)
 	}
@@ -157,6 +158,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		go db.Watch(ctx, dbCheckEvery, log)
 	}
 
+	obs.read(queue, sources, uploads)
+
 	// Events go one way: the engine tells callbacks of them, and a callback
 	// that keeps failing warns its task through the store they share.
 	cbCfg := callback.Config{
@@ -165,6 +168,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		Warnings: engine.TaskWarnings{Store: store},
 		RetryFor: cfg.CallbackRetry,
 		Logger:   log,
+		Observer: obs.callbacks,
 	}
 	if plane != nil {
 		cbCfg.Fault = plane.CallbackFault
@@ -188,6 +192,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		Queue:     queue,
 		Notifier:  notifier,
 		Gate:      gate,
+		Observer:  obs.engine,
 		Retention: cfg.Retention,
 		Accuracy:  cfg.Accuracy,
 		Logger:    log,
@@ -215,6 +220,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		Static:      static.Handler(),
 		BodyTimeout: cfg.BodyTimeout,
 		Console:     cons,
+		Metrics:     obs.handler,
 	}
 	if plane != nil {
 		// The test-control plane hangs on from outside: its routes, and
