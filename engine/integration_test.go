@@ -97,12 +97,48 @@ func (f *fakeObjects) Put(ctx context.Context, dst storage.Destination, body io.
 type fakeNotifier struct {
 	mu     sync.Mutex
 	events map[string][]EventKind
+	saved  map[string]chan struct{} // closed when a task's EventSaved arrives
 }
 
 func (f *fakeNotifier) Notify(ctx context.Context, ev Event) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.events[ev.Token] = append(f.events[ev.Token], ev.Kind)
+	if ch := f.savedChan(ev.Token); ev.Kind == EventSaved {
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	}
+}
+
+// savedChan is closed when token's EventSaved arrives; f.mu is held.
+func (f *fakeNotifier) savedChan(token string) chan struct{} {
+	if f.saved == nil {
+		f.saved = map[string]chan struct{}{}
+	}
+	ch, ok := f.saved[token]
+	if !ok {
+		ch = make(chan struct{})
+		f.saved[token] = ch
+	}
+	return ch
+}
+
+// ended waits for a task's EventSaved, the last event a task gets (sent
+// after its end is in the store), and returns the task's events.
+func (f *fakeNotifier) ended(t *testing.T, token string) []EventKind {
+	t.Helper()
+	f.mu.Lock()
+	ch := f.savedChan(token)
 	f.mu.Unlock()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Errorf("no saved event 10 s after the task ended")
+	}
+	return f.of(token)
 }
 
 func (f *fakeNotifier) of(token string) []EventKind {
@@ -386,7 +422,7 @@ func TestEngineThumbnailPositions(t *testing.T) {
 	if s.Duration != 10*time.Second {
 		t.Errorf("Snapshot.Duration %v", s.Duration)
 	}
-	if ev := h.events.of(h.last); !slices.Equal(ev, []EventKind{EventQueued, EventSaved}) {
+	if ev := h.events.ended(t, h.last); !slices.Equal(ev, []EventKind{EventQueued, EventSaved}) {
 		t.Errorf("events %v, want queued, saved", ev)
 	}
 	for i, tt := range tests {
@@ -771,7 +807,7 @@ func TestEngineBadSources(t *testing.T) {
 			if len(s.Images) != 0 {
 				t.Errorf("images stored for a failed task: %+v", s.Images)
 			}
-			if ev := h.events.of(h.last); !slices.Equal(ev, []EventKind{EventQueued, EventError, EventSaved}) {
+			if ev := h.events.ended(t, h.last); !slices.Equal(ev, []EventKind{EventQueued, EventError, EventSaved}) {
 				t.Errorf("events %v, want queued, error, saved", ev)
 			}
 		})
