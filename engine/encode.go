@@ -111,7 +111,7 @@ func (e *Engine) encodeVideo(ctx context.Context, src string, p *videoPlan, m *m
 	if err := e.procs.Acquire(ctx); err != nil {
 		return err
 	}
-	args := EncodeArgs(src, p.enc)
+	args := encodeArgs(src, p.enc)
 	err := e.cfg.Runner.RunProgress(ctx, args, func(t time.Duration) {
 		if p.clip > 0 {
 			m.set(p.part, 0.98*t.Seconds()/p.clip.Seconds())

@@ -825,7 +825,7 @@ func TestEngineHDR(t *testing.T) {
 	}
 }
 
-// Files for a destination go to the object store, under ObjectURL's names.
+// Files for a destination go to the object store, under objectURL's names.
 func TestEngineDestinations(t *testing.T) {
 	h := newHarness(t)
 	s := h.run(t, "short.mp4",

@@ -25,11 +25,11 @@ func TestManifestURL(t *testing.T) {
 		{"s3://h/b/series/thumbnails.vtt", KindThumbnails, "thumb_0001.png", "s3://h/b/series/manifest.json", "manifest.json"},
 	}
 	for _, tt := range tests {
-		if got := ManifestURL(tt.dest, tt.kind, 0, tt.image); got != tt.url {
-			t.Errorf("ManifestURL(%q) = %q, want %q", tt.dest, got, tt.url)
+		if got := manifestURL(tt.dest, tt.kind, 0, tt.image); got != tt.url {
+			t.Errorf("manifestURL(%q) = %q, want %q", tt.dest, got, tt.url)
 		}
-		if got := ManifestName(tt.kind, tt.image); got != tt.name {
-			t.Errorf("ManifestName(%s, %q) = %q, want %q", tt.kind, tt.image, got, tt.name)
+		if got := manifestName(tt.kind, tt.image); got != tt.name {
+			t.Errorf("manifestName(%s, %q) = %q, want %q", tt.kind, tt.image, got, tt.name)
 		}
 	}
 }
@@ -60,13 +60,13 @@ func TestAddManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got Manifest
+	var got manifest
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	want := Manifest{Version: 1, Output: 3, Kind: "thumbnails", UserTag: "tag", Accuracy: "keyframe", Took: 1.25, Interval: 2,
-		Source: ManifestSource{Duration: 6.003333, FrameRate: 30},
-		Frames: []ManifestFrame{
+	want := manifest{Version: 1, Output: 3, Kind: "thumbnails", UserTag: "tag", Accuracy: "keyframe", Took: 1.25, Interval: 2,
+		Source: manifestSource{Duration: 6.003333, FrameRate: 30},
+		Frames: []manifestFrame{
 			{File: "sprite_0001.jpg", XYWH: "0,0,160,90", RequestedTime: 0, Time: 0, Keyframe: true, Strategy: "keyframe", Took: 0.5},
 			{File: "sprite_0001.jpg", XYWH: "160,0,160,90", RequestedTime: 2, Time: 2.002, Keyframe: true, Strategy: "keyframe", Took: 0.5},
 			{File: "sprite_0001.jpg", XYWH: "0,90,160,90", RequestedTime: 4, Time: 4.004, Keyframe: true, Strategy: "pass", Took: 0.75},

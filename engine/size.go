@@ -113,8 +113,8 @@ func pixelFormat(f ImageFormat) string {
 
 // Default qualities where an output gives none.
 const (
-	DefaultJPEGQuality = 85
-	DefaultWebPQuality = 80
+	defaultJPEGQuality = 85
+	defaultWebPQuality = 80
 )
 
 // CodecArgs builds the encoder options for an image format and a quality of
@@ -123,14 +123,14 @@ func CodecArgs(f ImageFormat, quality int) []string {
 	switch f {
 	case JPEG:
 		if quality <= 0 {
-			quality = DefaultJPEGQuality
+			quality = defaultJPEGQuality
 		}
 		// mjpeg's qscale runs from 2 (best) to 31 (worst).
 		q := 2 + int(math.Round(float64(100-min(quality, 100))*29/99))
 		return []string{"-c:v", "mjpeg", "-q:v", strconv.Itoa(q)}
 	case WebP:
 		if quality <= 0 {
-			quality = DefaultWebPQuality
+			quality = defaultWebPQuality
 		}
 		return []string{"-c:v", "libwebp", "-lossless", "0", "-quality", strconv.Itoa(min(quality, 100))}
 	default:

@@ -108,6 +108,6 @@ type Output struct {
 
 // Defaults the engine applies where a spec leaves a field zero.
 const (
-	DefaultColumns = 10
-	DefaultRows    = 10
+	defaultColumns = 10
+	defaultRows    = 10
 )

@@ -412,9 +412,9 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 			}
 			for _, d := range p.out.Destinations {
 				if pf.kind == KindManifest {
-					d.URL = ManifestURL(d.URL, p.out.Kind, p.index, fmt.Sprintf("thumbnail-%d.%s", p.index, p.format))
+					d.URL = manifestURL(d.URL, p.out.Kind, p.index, fmt.Sprintf("thumbnail-%d.%s", p.index, p.format))
 				} else {
-					d.URL = ObjectURL(d.URL, p.out.Kind, p.index, pf.name)
+					d.URL = objectURL(d.URL, p.out.Kind, p.index, pf.name)
 				}
 				loc, err := e.putObject(ctx, d, pf.path, ct)
 				if err != nil {
@@ -478,12 +478,12 @@ func (e *Engine) putObject(ctx context.Context, d storage.Destination, file, ct 
 	return loc, err
 }
 
-// ObjectURL is the URL a file of an output is uploaded to. A thumbnail's
+// objectURL is the URL a file of an output is uploaded to. A thumbnail's
 // or a video's destination URL names the object itself (the key is used
 // verbatim), unless it ends in "/"; a series' URL names a folder, with or
 // without the trailing "/" (a URL whose last segment has an image or .vtt
 // extension counts as a file in that folder).
-func ObjectURL(dest string, kind OutputKind, index int, name string) string {
+func objectURL(dest string, kind OutputKind, index int, name string) string {
 	if kind == KindThumbnail || kind.Video() {
 		if strings.HasSuffix(dest, "/") {
 			return dest + name

@@ -53,7 +53,7 @@ func planOutput(idx int, o Output, def ffmpeg.Accuracy, m ffmpeg.Media, x *ffmpe
 		}
 		times = []time.Duration{at}
 	case KindThumbnails:
-		for t := time.Duration(0); t < dur && len(times) < MaxThumbnails; t += o.Interval {
+		for t := time.Duration(0); t < dur && len(times) < maxThumbnails; t += o.Interval {
 			times = append(times, t)
 		}
 	}
@@ -113,11 +113,11 @@ func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, m ffmpeg.Media
 	} else {
 		cols := p.out.Columns
 		if cols <= 0 {
-			cols = DefaultColumns
+			cols = defaultColumns
 		}
 		rows := p.out.Rows
 		if rows <= 0 {
-			rows = DefaultRows
+			rows = defaultRows
 		}
 		cols = min(cols, len(p.frames))
 		perSheet := cols * rows
@@ -126,7 +126,7 @@ func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, m ffmpeg.Media
 			r := (len(tiles) + cols - 1) / cols
 			name := fmt.Sprintf("sprite_%04d.%s", s+1, ext)
 			out := filepath.Join(filepath.Dir(tiles[0].file), fmt.Sprintf("o%d_sprite_%04d.%s", p.index, s+1, ext))
-			args := SpriteArgs(tiles[0].file, s*perSheet+1, cols, r, len(tiles), CodecArgs(p.format, p.out.Quality), pixelFormat(p.format), out)
+			args := spriteArgs(tiles[0].file, s*perSheet+1, cols, r, len(tiles), CodecArgs(p.format, p.out.Quality), pixelFormat(p.format), out)
 			if err := e.procs.Acquire(ctx); err != nil {
 				return err
 			}
@@ -159,9 +159,9 @@ func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, m ffmpeg.Media
 // addManifest writes the output's manifest.json from its files and adds it
 // to them.
 func (p *outputPlan) addManifest(m ffmpeg.Media, x *ffmpeg.FrameIndex) error {
-	man := Manifest{Version: 1, Output: p.index, Kind: string(p.out.Kind), UserTag: p.out.UserTag,
-		Accuracy: string(p.accuracy), Took: sec(p.took), Frames: []ManifestFrame{},
-		Source: ManifestSource{Duration: sec(m.Duration()), Indexed: x != nil}}
+	man := manifest{Version: 1, Output: p.index, Kind: string(p.out.Kind), UserTag: p.out.UserTag,
+		Accuracy: string(p.accuracy), Took: sec(p.took), Frames: []manifestFrame{},
+		Source: manifestSource{Duration: sec(m.Duration()), Indexed: x != nil}}
 	if m.FrameDur > 0 {
 		man.Source.FrameRate = math.Round(1e3/m.FrameDur.Seconds()) / 1e3
 	}
@@ -181,7 +181,7 @@ func (p *outputPlan) addManifest(m ffmpeg.Media, x *ffmpeg.FrameIndex) error {
 		}
 		cols := max(1, pf.width/max(1, p.geo.W))
 		for i, f := range pf.frames {
-			mf := ManifestFrame{File: pf.name, RequestedTime: sec(f.Requested), Time: sec(f.Actual),
+			mf := manifestFrame{File: pf.name, RequestedTime: sec(f.Requested), Time: sec(f.Actual),
 				Keyframe: f.Keyframe, Strategy: string(f.Strategy), Took: sec(f.Took)}
 			if pf.kind == KindSprite {
 				mf.XYWH = fmt.Sprintf("%d,%d,%d,%d", (i%cols)*p.geo.W, (i/cols)*p.geo.H, p.geo.W, p.geo.H)
@@ -189,7 +189,7 @@ func (p *outputPlan) addManifest(m ffmpeg.Media, x *ffmpeg.FrameIndex) error {
 			man.Frames = append(man.Frames, mf)
 		}
 	}
-	name := ManifestName(p.out.Kind, image)
+	name := manifestName(p.out.Kind, image)
 	file := filepath.Join(filepath.Dir(p.frames[0].file), fmt.Sprintf("o%d_%s", p.index, name))
 	if err := writeManifest(file, man); err != nil {
 		return err
@@ -198,10 +198,10 @@ func (p *outputPlan) addManifest(m ffmpeg.Media, x *ffmpeg.FrameIndex) error {
 	return nil
 }
 
-// SpriteArgs builds the ffmpeg invocation that tiles n numbered tile images,
+// spriteArgs builds the ffmpeg invocation that tiles n numbered tile images,
 // starting at number start of the sequence that first belongs to, into one
 // sheet of cols×rows tiles.
-func SpriteArgs(first string, start, cols, rows, n int, codec []string, pixfmt, out string) []string {
+func spriteArgs(first string, start, cols, rows, n int, codec []string, pixfmt, out string) []string {
 	pattern := spritePattern(first)
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
 		"-f", "image2", "-framerate", "1", "-start_number", fmt.Sprint(start), "-i", pattern,

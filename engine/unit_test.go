@@ -195,10 +195,6 @@ func TestCodecArgs(t *testing.T) {
 	}
 }
 
-// ---- ffmpeg.go ----
-
-// ---- probe.go (pure parts) ----
-
 // ---- task.go (pure parts) ----
 
 func TestObjectURL(t *testing.T) {
@@ -224,8 +220,8 @@ func TestObjectURL(t *testing.T) {
 		{"s3://h:9000/b", KindThumbnails, "thumb_0001.png", "s3://h:9000/b/thumb_0001.png"},
 	}
 	for _, tt := range tests {
-		if got := ObjectURL(tt.dest, tt.kind, 0, tt.name); got != tt.want {
-			t.Errorf("ObjectURL(%q, %s, %q) = %q, want %q", tt.dest, tt.kind, tt.name, got, tt.want)
+		if got := objectURL(tt.dest, tt.kind, 0, tt.name); got != tt.want {
+			t.Errorf("objectURL(%q, %s, %q) = %q, want %q", tt.dest, tt.kind, tt.name, got, tt.want)
 		}
 	}
 }
@@ -234,7 +230,7 @@ func TestSpriteArgs(t *testing.T) {
 	if got := spritePattern("/w/tok/o1_f00011.png"); got != "/w/tok/o1_f%05d.png" {
 		t.Errorf("spritePattern = %q", got)
 	}
-	args := SpriteArgs("/w/tok/o1_f00011.png", 11, 4, 1, 3, []string{"-c:v", "png"}, "rgb24", "/w/tok/sheet.png")
+	args := spriteArgs("/w/tok/o1_f00011.png", 11, 4, 1, 3, []string{"-c:v", "png"}, "rgb24", "/w/tok/sheet.png")
 	if after(args, "-start_number") != "11" || after(args, "-i") != "/w/tok/o1_f%05d.png" {
 		t.Errorf("input part: %q", args)
 	}
@@ -331,13 +327,13 @@ func TestValidate(t *testing.T) {
 		{"time below 0", spec(with(ok, func(o *Output) { o.Time = fl(-0.1) })), "format[0].time"},
 		{"negative frame number", spec(with(ok, func(o *Output) { v := int64(-1); o.FrameNumber = &v })), "format[0].frame_number"},
 		{"negative start time", spec(with(ok, func(o *Output) { v := -time.Second; o.StartTime = &v })), "format[0].start_time"},
-		{"width too large", spec(with(ok, func(o *Output) { o.Width = MaxDimension + 1 })), "format[0].width"},
+		{"width too large", spec(with(ok, func(o *Output) { o.Width = maxDimension + 1 })), "format[0].width"},
 		{"negative height", spec(with(ok, func(o *Output) { o.Height = -1 })), "format[0].height"},
 		{"resolution too large", spec(ok, ok, with(ok, func(o *Output) { o.Resolution = 10000 })), "format[2].resolution"},
 		{"resize mode", spec(with(ok, func(o *Output) { o.ResizeMode = "fill" })), "format[0].resize_mode"},
 		{"image format", spec(with(ok, func(o *Output) { o.Format = "gif" })), "format[0].image_format"},
 		{"quality", spec(with(ok, func(o *Output) { o.Quality = 101 })), "format[0].quality"},
-		{"columns", spec(with(series, func(o *Output) { o.Columns = MaxColumns + 1 })), "format[0].columns"},
+		{"columns", spec(with(series, func(o *Output) { o.Columns = maxColumns + 1 })), "format[0].columns"},
 		{"rows", spec(with(series, func(o *Output) { o.Rows = -1 })), "format[0].rows"},
 		{"destination", spec(with(ok, func(o *Output) { o.Destinations = []storage.Destination{{URL: "https://h/b/k"}} })), "format[0].destination.url"},
 		{"second destination", spec(with(ok, func(o *Output) {
@@ -367,7 +363,7 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// ---- ffmpeg.go ----
+// ---- engine.go ----
 
 func TestValidTokenAndRedact(t *testing.T) {
 	good := NewToken()

@@ -12,10 +12,10 @@ import (
 
 // Limits on what one output may ask for.
 const (
-	MaxDimension  = 8192
-	MaxThumbnails = 10000
-	MinInterval   = 100 * time.Millisecond
-	MaxColumns    = 100
+	maxDimension  = 8192
+	maxThumbnails = 10000
+	minInterval   = 100 * time.Millisecond
+	maxColumns    = 100
 )
 
 // Validate checks a spec before it is queued, naming the first field that
@@ -101,14 +101,14 @@ func validateOutput(o Output) error {
 		if o.Interval <= 0 {
 			return &ValidationError{Field: "interval", Reason: "is required for thumbnails and must be a positive number of seconds"}
 		}
-		if o.Interval < MinInterval {
-			return &ValidationError{Field: "interval", Reason: fmt.Sprintf("must be at least %v", MinInterval)}
+		if o.Interval < minInterval {
+			return &ValidationError{Field: "interval", Reason: fmt.Sprintf("must be at least %v", minInterval)}
 		}
-		if o.Columns < 0 || o.Columns > MaxColumns {
-			return &ValidationError{Field: "columns", Reason: fmt.Sprintf("must be between 1 and %d", MaxColumns)}
+		if o.Columns < 0 || o.Columns > maxColumns {
+			return &ValidationError{Field: "columns", Reason: fmt.Sprintf("must be between 1 and %d", maxColumns)}
 		}
-		if o.Rows < 0 || o.Rows > MaxColumns {
-			return &ValidationError{Field: "rows", Reason: fmt.Sprintf("must be between 1 and %d", MaxColumns)}
+		if o.Rows < 0 || o.Rows > maxColumns {
+			return &ValidationError{Field: "rows", Reason: fmt.Sprintf("must be between 1 and %d", maxColumns)}
 		}
 	case KindMP4, KindWebM:
 		if err := validateVideo(o); err != nil {
@@ -121,8 +121,8 @@ func validateOutput(o Output) error {
 		name string
 		v    int
 	}{{"width", o.Width}, {"height", o.Height}, {"resolution", o.Resolution}} {
-		if d.v < 0 || d.v > MaxDimension {
-			return &ValidationError{Field: d.name, Reason: fmt.Sprintf("must be between 1 and %d", MaxDimension)}
+		if d.v < 0 || d.v > maxDimension {
+			return &ValidationError{Field: d.name, Reason: fmt.Sprintf("must be between 1 and %d", maxDimension)}
 		}
 	}
 	switch o.ResizeMode {

@@ -29,9 +29,9 @@ type VideoSettings struct {
 	CRF            *int          // constant rate factor; nil: the codec's default
 	VideoCodec     string        // ffmpeg encoder name; "": the container's default
 	AudioCodec     string        // ffmpeg encoder name; "": the container's default
-	AudioBitrate   int           // kbps; 0: DefaultAudioBitrate
+	AudioBitrate   int           // kbps; 0: defaultAudioBitrate
 	AudioRate      int           // sample rate in Hz; 0: 44100, or 48000 for Opus
-	AudioChannels  int           // 0: DefaultAudioChannels
+	AudioChannels  int           // 0: defaultAudioChannels
 	AudioMute      bool          // replace the sound with silence
 	PixelFormat    string        // "": yuv420p
 	Profile        string        // H.264 or H.265 profile; "": main with 4:2:0 pictures
@@ -42,20 +42,20 @@ type VideoSettings struct {
 
 // Defaults of video outputs, as Qencode documents them.
 const (
-	DefaultKeyframe      = 90 // frames between keyframes
-	DefaultAudioBitrate  = 64 // kbps
-	DefaultAudioRate     = 44100
-	DefaultAudioChannels = 2
+	defaultKeyframe      = 90 // frames between keyframes
+	defaultAudioBitrate  = 64 // kbps
+	defaultAudioRate     = 44100
+	defaultAudioChannels = 2
 )
 
 // Limits on what a video output may ask for.
 const (
-	MaxFrameRate    = 240
-	MaxKeyframe     = 10000 // frames
-	MaxKeyframeTime = 60 * time.Second
-	MaxBitrate      = 500000 // kbps
-	MaxAudioBitrate = 1024   // kbps
-	MaxChannels     = 8
+	maxFrameRate    = 240
+	maxKeyframe     = 10000 // frames
+	maxKeyframeTime = 60 * time.Second
+	maxBitrate      = 500000 // kbps
+	maxAudioBitrate = 1024   // kbps
+	maxChannels     = 8
 )
 
 // Rate is a frame rate as a fraction of whole numbers.
@@ -156,12 +156,12 @@ var videoCodecs = map[string]codecInfo{
 	"libaom-av1": {0, 63, 32, 6},
 }
 
-// PixelFormats are the pixel formats a video output may ask for; whether
+// pixelFormats are the pixel formats a video output may ask for; whether
 // its encoder takes one is checked against ffmpeg when the task starts.
-var PixelFormats = []string{"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
+var pixelFormats = []string{"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
 
-// Presets are the speed presets, in x264's names, fastest first.
-var Presets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
+// presets are the speed presets, in x264's names, fastest first.
+var presets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
 
 // profiles are the profiles each encoder takes, with the pixel formats each
 // profile can hold.
@@ -171,12 +171,12 @@ var profiles = map[string]map[string][]string{
 		"main":     {"yuv420p", "yuvj420p"},
 		"high":     {"yuv420p", "yuvj420p"},
 		"high422":  {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p"},
-		"high444":  PixelFormats,
+		"high444":  pixelFormats,
 	},
 	"libx265": {
 		"main":      {"yuv420p", "yuvj420p"},
 		"main422-8": {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p"},
-		"main444-8": PixelFormats,
+		"main444-8": pixelFormats,
 	},
 }
 
@@ -191,16 +191,16 @@ func (v VideoSettings) resolved(kind OutputKind) VideoSettings {
 		v.AudioCodec = c.audio[0]
 	}
 	if v.AudioBitrate == 0 {
-		v.AudioBitrate = DefaultAudioBitrate
+		v.AudioBitrate = defaultAudioBitrate
 	}
 	if v.AudioRate == 0 {
-		v.AudioRate = DefaultAudioRate
+		v.AudioRate = defaultAudioRate
 		if v.AudioCodec == "libopus" {
 			v.AudioRate = 48000
 		}
 	}
 	if v.AudioChannels == 0 {
-		v.AudioChannels = DefaultAudioChannels
+		v.AudioChannels = defaultAudioChannels
 	}
 	if v.PixelFormat == "" {
 		v.PixelFormat = "yuv420p"
@@ -230,18 +230,18 @@ func validateVideo(o Output) error {
 		name string
 		r    Rate
 	}{{"framerate", v.FrameRate}, {"framerate_limit", v.FrameRateLimit}} {
-		if !r.r.IsZero() && (r.r.Float() < 1 || r.r.Float() > MaxFrameRate) {
-			return &ValidationError{Field: r.name, Reason: fmt.Sprintf("must be between 1 and %d frames per second", MaxFrameRate)}
+		if !r.r.IsZero() && (r.r.Float() < 1 || r.r.Float() > maxFrameRate) {
+			return &ValidationError{Field: r.name, Reason: fmt.Sprintf("must be between 1 and %d frames per second", maxFrameRate)}
 		}
 	}
-	if v.KeyframeFrames < 0 || v.KeyframeFrames > MaxKeyframe {
-		return &ValidationError{Field: "keyframe", Reason: fmt.Sprintf("must be between 1 and %d frames", MaxKeyframe)}
+	if v.KeyframeFrames < 0 || v.KeyframeFrames > maxKeyframe {
+		return &ValidationError{Field: "keyframe", Reason: fmt.Sprintf("must be between 1 and %d frames", maxKeyframe)}
 	}
-	if v.KeyframeTime < 0 || v.KeyframeTime > MaxKeyframeTime {
-		return &ValidationError{Field: "keyframe", Reason: fmt.Sprintf("must be at most %v", MaxKeyframeTime)}
+	if v.KeyframeTime < 0 || v.KeyframeTime > maxKeyframeTime {
+		return &ValidationError{Field: "keyframe", Reason: fmt.Sprintf("must be at most %v", maxKeyframeTime)}
 	}
-	if v.Bitrate < 0 || v.Bitrate > MaxBitrate {
-		return &ValidationError{Field: "bitrate", Reason: fmt.Sprintf("must be between 1 and %d kbps", MaxBitrate)}
+	if v.Bitrate < 0 || v.Bitrate > maxBitrate {
+		return &ValidationError{Field: "bitrate", Reason: fmt.Sprintf("must be between 1 and %d kbps", maxBitrate)}
 	}
 	if !slices.Contains(c.video, v.VideoCodec) {
 		return &ValidationError{Field: "video_codec", Reason: fmt.Sprintf("%q cannot go in %s; use one of %s", v.VideoCodec, o.Kind, strings.Join(c.video, ", "))}
@@ -256,26 +256,26 @@ func validateVideo(o Output) error {
 	if v.VideoCodec == "libsvtav1" && v.CRF != nil && v.Bitrate > 0 {
 		return &ValidationError{Field: "bitrate", Reason: "libsvtav1 takes either bitrate or quality, not both"}
 	}
-	if v.AudioBitrate < 0 || v.AudioBitrate > MaxAudioBitrate {
-		return &ValidationError{Field: "audio_bitrate", Reason: fmt.Sprintf("must be between 8 and %d kbps", MaxAudioBitrate)}
+	if v.AudioBitrate < 0 || v.AudioBitrate > maxAudioBitrate {
+		return &ValidationError{Field: "audio_bitrate", Reason: fmt.Sprintf("must be between 8 and %d kbps", maxAudioBitrate)}
 	}
 	if v.AudioBitrate > 0 && v.AudioBitrate < 8 {
-		return &ValidationError{Field: "audio_bitrate", Reason: fmt.Sprintf("must be between 8 and %d kbps", MaxAudioBitrate)}
+		return &ValidationError{Field: "audio_bitrate", Reason: fmt.Sprintf("must be between 8 and %d kbps", maxAudioBitrate)}
 	}
 	switch v.AudioRate {
 	case 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000:
 	default:
 		return &ValidationError{Field: "audio_sample_rate", Reason: "must be one of 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000"}
 	}
-	maxCh := MaxChannels
+	maxCh := maxChannels
 	if v.AudioCodec == "libmp3lame" {
 		maxCh = 2
 	}
 	if v.AudioChannels < 1 || v.AudioChannels > maxCh {
 		return &ValidationError{Field: "audio_channels_number", Reason: fmt.Sprintf("must be between 1 and %d for %s", maxCh, v.AudioCodec)}
 	}
-	if !slices.Contains(PixelFormats, v.PixelFormat) {
-		return &ValidationError{Field: "pix_format", Reason: fmt.Sprintf("must be one of %s", strings.Join(PixelFormats, ", "))}
+	if !slices.Contains(pixelFormats, v.PixelFormat) {
+		return &ValidationError{Field: "pix_format", Reason: fmt.Sprintf("must be one of %s", strings.Join(pixelFormats, ", "))}
 	}
 	if v.Profile != "" {
 		byProfile, ok := profiles[v.VideoCodec]
@@ -295,8 +295,8 @@ func validateVideo(o Output) error {
 			return &ValidationError{Field: "profile", Reason: fmt.Sprintf("%s cannot hold %s pictures", v.Profile, v.PixelFormat)}
 		}
 	}
-	if v.Preset != "" && !slices.Contains(Presets, v.Preset) {
-		return &ValidationError{Field: "video_codec_parameters.preset", Reason: fmt.Sprintf("must be one of %s", strings.Join(Presets, ", "))}
+	if v.Preset != "" && !slices.Contains(presets, v.Preset) {
+		return &ValidationError{Field: "video_codec_parameters.preset", Reason: fmt.Sprintf("must be one of %s", strings.Join(presets, ", "))}
 	}
 	if !extensionRE.MatchString(v.FileExtension) {
 		return &ValidationError{Field: "file_extension", Reason: "must be 1 to 10 letters or digits, like mp4"}
@@ -309,7 +309,7 @@ type videoPlan struct {
 	index  int
 	out    Output
 	set    VideoSettings // resolved
-	enc    Encode
+	enc    videoEncode
 	geo    Geometry
 	clip   time.Duration // expected length of the output
 	weight float64       // expected encoding cost, for progress
@@ -350,7 +350,7 @@ func planVideo(idx int, o Output, m ffmpeg.Media, dir string, threads int) (*vid
 	if !rate.IsZero() {
 		fps = rate.Float()
 	}
-	gop, fixed := DefaultKeyframe, false
+	gop, fixed := defaultKeyframe, false
 	switch {
 	case v.KeyframeFrames > 0:
 		gop, fixed = v.KeyframeFrames, true
@@ -372,7 +372,7 @@ func planVideo(idx int, o Output, m ffmpeg.Media, dir string, threads int) (*vid
 
 	c := containers[o.Kind]
 	p := &videoPlan{index: idx, out: o, set: v, geo: geo, clip: clip}
-	p.enc = Encode{
+	p.enc = videoEncode{
 		Seek:        m.VideoStart - m.Start + start,
 		Duration:    v.Duration,
 		Filter:      strings.Join(chain, ","),
@@ -434,8 +434,8 @@ func (e *Engine) videoThreads() int {
 	return max(1, runtime.NumCPU()/e.cfg.Workers)
 }
 
-// Encode is one ffmpeg run that makes a video file.
-type Encode struct {
+// videoEncode is one ffmpeg run that makes a video file.
+type videoEncode struct {
 	Seek     time.Duration // input seek, from the start of the file
 	Duration time.Duration // length of the output; 0: to the end of the source
 	Filter   string        // video filter chain
@@ -461,9 +461,9 @@ type Encode struct {
 	HEVCTagHvc1 bool // tag H.265 in mp4 as hvc1, which Apple players need
 }
 
-// EncodeArgs builds the ffmpeg invocation for an Encode. ffmpeg reports its
+// encodeArgs builds the ffmpeg invocation for a videoEncode. ffmpeg reports its
 // progress as key=value lines on stdout (-progress pipe:1).
-func EncodeArgs(src string, j Encode) []string {
+func encodeArgs(src string, j videoEncode) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y", "-progress", "pipe:1"}
 	if j.Seek > 0 {
 		args = append(args, "-ss", ffmpeg.FormatSeconds(j.Seek))
@@ -499,7 +499,7 @@ func EncodeArgs(src string, j Encode) []string {
 
 // videoCodecArgs is the encoder, rate control, speed and GOP part of an
 // encode.
-func videoCodecArgs(j Encode) []string {
+func videoCodecArgs(j videoEncode) []string {
 	ci := videoCodecs[j.VideoCodec]
 	crf := ci.crfDefault
 	if j.CRF != nil {
@@ -588,7 +588,7 @@ func videoCodecArgs(j Encode) []string {
 // cpuUsed maps an x264 preset name to libvpx's and libaom's -cpu-used
 // (higher is faster), capped at top. No preset: 4, a common VOD choice.
 func cpuUsed(preset string, top int) int {
-	i := slices.Index(Presets, preset)
+	i := slices.Index(presets, preset)
 	if i < 0 {
 		return min(4, top)
 	}
@@ -600,7 +600,7 @@ func cpuUsed(preset string, top int) int {
 // svtPreset maps an x264 preset name to SVT-AV1's preset (0 slowest, 12
 // fastest). No preset: 8.
 func svtPreset(preset string) int {
-	i := slices.Index(Presets, preset)
+	i := slices.Index(presets, preset)
 	if i < 0 {
 		return 8
 	}

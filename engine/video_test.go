@@ -77,27 +77,27 @@ func TestPlanVideo(t *testing.T) {
 			gop: 25, fixed: true, seek: 10 * time.Second, clip: 20 * time.Second},
 		{name: "crop fills the box", out: Output{Kind: KindMP4, Width: 360, Height: 240, ResizeMode: ResizeCrop}, media: media1080,
 			wantW: 360, wantH: 240, filter: "scale=427:240:flags=bicubic,setsar=1,crop=360:240:33:0,format=yuv420p",
-			gop: DefaultKeyframe, clip: 35 * time.Second},
+			gop: defaultKeyframe, clip: 35 * time.Second},
 		{name: "an odd proportional side is made even", out: Output{Kind: KindWebM, Resolution: 240}, media: media1080,
-			wantW: 426, wantH: 240, filter: "scale=426:240:flags=bicubic,setsar=1,format=yuv420p", gop: DefaultKeyframe, clip: 35 * time.Second},
+			wantW: 426, wantH: 240, filter: "scale=426:240:flags=bicubic,setsar=1,format=yuv420p", gop: defaultKeyframe, clip: 35 * time.Second},
 		{name: "an odd given width is made even", out: Output{Kind: KindMP4, Width: 321}, media: media1080,
-			wantW: 320, wantH: 180, filter: "scale=320:180:flags=bicubic,setsar=1,format=yuv420p", gop: DefaultKeyframe, clip: 35 * time.Second},
+			wantW: 320, wantH: 180, filter: "scale=320:180:flags=bicubic,setsar=1,format=yuv420p", gop: defaultKeyframe, clip: 35 * time.Second},
 		{name: "keyframe in seconds at the output rate", out: Output{Kind: KindMP4, Width: 640,
 			Video: VideoSettings{FrameRate: Rate{30, 1}, KeyframeTime: 2 * time.Second}}, media: media1080,
 			wantW: 640, wantH: 360, filter: "fps=30,scale=640:360:flags=bicubic,setsar=1,format=yuv420p", gop: 60, fixed: true, clip: 35 * time.Second},
 		{name: "framerate_limit lowers a faster source", out: Output{Kind: KindMP4, Width: 640, Video: VideoSettings{FrameRateLimit: Rate{24, 1}}}, media: media1080,
-			wantW: 640, wantH: 360, filter: "fps=24,scale=640:360:flags=bicubic,setsar=1,format=yuv420p", gop: DefaultKeyframe, clip: 35 * time.Second},
+			wantW: 640, wantH: 360, filter: "fps=24,scale=640:360:flags=bicubic,setsar=1,format=yuv420p", gop: defaultKeyframe, clip: 35 * time.Second},
 		{name: "framerate_limit leaves a slower source", out: Output{Kind: KindMP4, Width: 640, Video: VideoSettings{FrameRateLimit: Rate{60, 1}}}, media: media1080,
-			wantW: 640, wantH: 360, filter: "scale=640:360:flags=bicubic,setsar=1,format=yuv420p", gop: DefaultKeyframe, clip: 35 * time.Second},
+			wantW: 640, wantH: 360, filter: "scale=640:360:flags=bicubic,setsar=1,format=yuv420p", gop: defaultKeyframe, clip: 35 * time.Second},
 		{name: "a duration past the end is cut at the end", out: Output{Kind: KindMP4, Width: 640, StartTime: dur(30), Video: VideoSettings{Duration: 20 * time.Second}}, media: media1080,
-			wantW: 640, wantH: 360, filter: "scale=640:360:flags=bicubic,setsar=1,format=yuv420p", gop: DefaultKeyframe, seek: 30 * time.Second, clip: 5 * time.Second},
+			wantW: 640, wantH: 360, filter: "scale=640:360:flags=bicubic,setsar=1,format=yuv420p", gop: defaultKeyframe, seek: 30 * time.Second, clip: 5 * time.Second},
 		{name: "a rotated, deinterlaced, HDR source", out: Output{Kind: KindMP4, Height: 480, Video: VideoSettings{Deinterlace: true, PixelFormat: "yuv422p"}},
 			media: ffmpeg.Media{Width: 1920, Height: 1080, SARNum: 1, SARDen: 1, Rotation: 90, Transfer: "smpte2084", FrameDur: 40 * time.Millisecond, LastFrame: 9960 * time.Millisecond},
 			wantW: 270, wantH: 480, filter: "yadif=mode=send_frame:deint=all," + tonemapChain + ",scale=270:480:flags=bicubic,setsar=1,format=yuv422p",
-			gop: DefaultKeyframe, clip: 10 * time.Second},
+			gop: defaultKeyframe, clip: 10 * time.Second},
 		{name: "the seek counts from the start of the file", out: Output{Kind: KindMP4, Width: 640, StartTime: dur(1)},
 			media: ffmpeg.Media{Width: 1920, Height: 1080, SARNum: 1, SARDen: 1, Start: time.Second, VideoStart: 1500 * time.Millisecond, FrameDur: 40 * time.Millisecond, LastFrame: 11460 * time.Millisecond},
-			wantW: 640, wantH: 360, filter: "scale=640:360:flags=bicubic,setsar=1,format=yuv420p", gop: DefaultKeyframe, seek: 1500 * time.Millisecond, clip: 9 * time.Second},
+			wantW: 640, wantH: 360, filter: "scale=640:360:flags=bicubic,setsar=1,format=yuv420p", gop: defaultKeyframe, seek: 1500 * time.Millisecond, clip: 9 * time.Second},
 		{name: "start_time past the end", out: Output{Kind: KindMP4, StartTime: dur(40)}, media: media1080,
 			wantErr: "start_time: 40.000s is at or past the end of the video, which is 35.000s long"},
 	}
@@ -136,7 +136,7 @@ func TestPlanVideo(t *testing.T) {
 }
 
 func TestEncodeArgs(t *testing.T) {
-	seed := Encode{Seek: 10 * time.Second, Duration: 20 * time.Second, Filter: "fps=30000/1001,scale=360:240", Muxer: "mp4",
+	seed := videoEncode{Seek: 10 * time.Second, Duration: 20 * time.Second, Filter: "fps=30000/1001,scale=360:240", Muxer: "mp4",
 		VideoCodec: "libx264", Profile: "main", GOP: 25, FixedGOP: true, AudioCodec: "aac", AudioRate: 44100, AudioBits: 64,
 		Channels: 2, Threads: 1, Out: "/w/o0_video.mp4", FastStart: true}
 	want := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y", "-progress", "pipe:1",
@@ -145,58 +145,58 @@ func TestEncodeArgs(t *testing.T) {
 		"-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-threads", "1",
 		"-c:a", "aac", "-b:a", "64k", "-ar", "44100", "-ac", "2", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
 		"-movflags", "+faststart", "-f", "mp4", "/w/o0_video.mp4"}
-	if got := EncodeArgs("https://src/v.mp4", seed); !slices.Equal(got, want) {
+	if got := encodeArgs("https://src/v.mp4", seed); !slices.Equal(got, want) {
 		t.Errorf("seed encode:\n got %q\nwant %q", got, want)
 	}
 
-	with := func(f func(j *Encode)) Encode {
+	with := func(f func(j *videoEncode)) videoEncode {
 		j := seed
 		f(&j)
 		return j
 	}
 	tests := []struct {
 		name    string
-		enc     Encode
+		enc     videoEncode
 		has     [][]string // each must appear, in this order, as consecutive arguments
 		hasNot  []string
 		lastTwo []string
 	}{
-		{name: "bitrate alone", enc: with(func(j *Encode) { j.Bitrate = 800 }),
+		{name: "bitrate alone", enc: with(func(j *videoEncode) { j.Bitrate = 800 }),
 			has: [][]string{{"-b:v", "800k"}}, hasNot: []string{"-crf"}},
-		{name: "quality capped by bitrate", enc: with(func(j *Encode) { j.CRF = intp(20); j.Bitrate = 800 }),
+		{name: "quality capped by bitrate", enc: with(func(j *videoEncode) { j.CRF = intp(20); j.Bitrate = 800 }),
 			has: [][]string{{"-crf", "20", "-maxrate", "800k", "-bufsize", "1600k"}}},
-		{name: "a preset", enc: with(func(j *Encode) { j.Preset = "veryfast" }), has: [][]string{{"-c:v", "libx264", "-preset", "veryfast"}}},
-		{name: "scene cuts allowed without a keyframe setting", enc: with(func(j *Encode) { j.GOP, j.FixedGOP = 90, false }),
+		{name: "a preset", enc: with(func(j *videoEncode) { j.Preset = "veryfast" }), has: [][]string{{"-c:v", "libx264", "-preset", "veryfast"}}},
+		{name: "scene cuts allowed without a keyframe setting", enc: with(func(j *videoEncode) { j.GOP, j.FixedGOP = 90, false }),
 			has: [][]string{{"-g", "90"}}, hasNot: []string{"-sc_threshold", "-keyint_min"}},
-		{name: "no seek, no duration", enc: with(func(j *Encode) { j.Seek, j.Duration = 0, 0 }), hasNot: []string{"-ss", "-t"}},
-		{name: "silence instead of the sound", enc: with(func(j *Encode) { j.Mute = true }),
+		{name: "no seek, no duration", enc: with(func(j *videoEncode) { j.Seek, j.Duration = 0, 0 }), hasNot: []string{"-ss", "-t"}},
+		{name: "silence instead of the sound", enc: with(func(j *videoEncode) { j.Mute = true }),
 			has:    [][]string{{"-f", "lavfi", "-i", "anullsrc=channel_layout=stereo:sample_rate=44100"}, {"-map", "0:v:0", "-map", "1:a:0", "-shortest"}},
 			hasNot: []string{"0:a:0?"}},
-		{name: "H.265 in mp4", enc: with(func(j *Encode) { j.VideoCodec, j.Profile, j.HEVCTagHvc1 = "libx265", "", true }),
+		{name: "H.265 in mp4", enc: with(func(j *videoEncode) { j.VideoCodec, j.Profile, j.HEVCTagHvc1 = "libx265", "", true }),
 			has:    [][]string{{"-c:v", "libx265", "-crf", "28", "-x265-params", "log-level=error:keyint=25:min-keyint=25:scenecut=0", "-tag:v", "hvc1"}},
 			hasNot: []string{"-g"}},
-		{name: "VP9 and Opus in webm", enc: with(func(j *Encode) {
+		{name: "VP9 and Opus in webm", enc: with(func(j *videoEncode) {
 			j.VideoCodec, j.Profile, j.AudioCodec, j.AudioRate, j.Muxer, j.FastStart, j.Out = "libvpx-vp9", "", "libopus", 48000, "webm", false, "/w/o.webm"
 		}),
 			has: [][]string{{"-c:v", "libvpx-vp9", "-crf", "32", "-b:v", "0", "-deadline", "good", "-cpu-used", "4", "-row-mt", "1", "-g", "25", "-keyint_min", "25"},
 				{"-c:a", "libopus", "-b:a", "64k", "-ar", "48000"}},
 			hasNot: []string{"-movflags", "-sc_threshold"}, lastTwo: []string{"webm", "/w/o.webm"}},
-		{name: "VP9 constrained quality and a fast preset", enc: with(func(j *Encode) {
+		{name: "VP9 constrained quality and a fast preset", enc: with(func(j *videoEncode) {
 			j.VideoCodec, j.Profile, j.CRF, j.Bitrate, j.Preset = "libvpx-vp9", "", intp(30), 500, "ultrafast"
 		}),
 			has: [][]string{{"-crf", "30", "-b:v", "500k", "-deadline", "good", "-cpu-used", "8"}}},
-		{name: "VP8 gets a bitrate cap with its CRF", enc: with(func(j *Encode) { j.VideoCodec, j.Profile = "libvpx", "" }),
+		{name: "VP8 gets a bitrate cap with its CRF", enc: with(func(j *videoEncode) { j.VideoCodec, j.Profile = "libvpx", "" }),
 			has: [][]string{{"-c:v", "libvpx", "-crf", "10", "-b:v", "10M"}}, hasNot: []string{"-row-mt"}},
-		{name: "SVT-AV1", enc: with(func(j *Encode) { j.VideoCodec, j.Profile, j.Preset = "libsvtav1", "", "slow" }),
+		{name: "SVT-AV1", enc: with(func(j *videoEncode) { j.VideoCodec, j.Profile, j.Preset = "libsvtav1", "", "slow" }),
 			has: [][]string{{"-c:v", "libsvtav1", "-crf", "35", "-preset", "6", "-g", "25"}}},
-		{name: "SVT-AV1 by bitrate", enc: with(func(j *Encode) { j.VideoCodec, j.Profile, j.Bitrate = "libsvtav1", "", 900 }),
+		{name: "SVT-AV1 by bitrate", enc: with(func(j *videoEncode) { j.VideoCodec, j.Profile, j.Bitrate = "libsvtav1", "", 900 }),
 			has: [][]string{{"-c:v", "libsvtav1", "-b:v", "900k", "-preset", "8"}}, hasNot: []string{"-crf"}},
-		{name: "libaom", enc: with(func(j *Encode) { j.VideoCodec, j.Profile = "libaom-av1", "" }),
+		{name: "libaom", enc: with(func(j *videoEncode) { j.VideoCodec, j.Profile = "libaom-av1", "" }),
 			has: [][]string{{"-c:v", "libaom-av1", "-crf", "32", "-b:v", "0", "-cpu-used", "4", "-row-mt", "1", "-g", "25", "-keyint_min", "25"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			args := EncodeArgs("in.mp4", tc.enc)
+			args := encodeArgs("in.mp4", tc.enc)
 			for _, seq := range tc.has {
 				if !containsSeq(args, seq) {
 					t.Errorf("args lack %q:\n%q", seq, args)
@@ -244,7 +244,7 @@ func TestValidateVideo(t *testing.T) {
 		{name: "keyframe 20000", out: ok(func(o *Output) { o.Video.KeyframeFrames = 20000 }), field: "keyframe"},
 		{name: "keyframe 2 min", out: ok(func(o *Output) { o.Video.KeyframeTime = 2 * time.Minute }), field: "keyframe"},
 		{name: "negative start_time", out: ok(func(o *Output) { o.StartTime = dur(-1) }), field: "start_time"},
-		{name: "bitrate too high", out: ok(func(o *Output) { o.Video.Bitrate = MaxBitrate + 1 }), field: "bitrate"},
+		{name: "bitrate too high", out: ok(func(o *Output) { o.Video.Bitrate = maxBitrate + 1 }), field: "bitrate"},
 		{name: "audio bitrate 4", out: ok(func(o *Output) { o.Video.AudioBitrate = 4 }), field: "audio_bitrate"},
 		{name: "sample rate 44000", out: ok(func(o *Output) { o.Video.AudioRate = 44000 }), field: "audio_sample_rate"},
 		{name: "mp3 in 5.1", out: ok(func(o *Output) { o.Video.AudioCodec, o.Video.AudioChannels = "libmp3lame", 6 }), field: "audio_channels_number"},
@@ -311,8 +311,8 @@ func TestObjectURLVideo(t *testing.T) {
 		{"s3://h/b/out/", KindWebM, "s3://h/b/out/video-2.webm"},
 	}
 	for _, tc := range tests {
-		if got := ObjectURL(tc.dest, tc.kind, 2, "video-2."+string(tc.kind)); got != tc.want {
-			t.Errorf("ObjectURL(%q, %s) = %q, want %q", tc.dest, tc.kind, got, tc.want)
+		if got := objectURL(tc.dest, tc.kind, 2, "video-2."+string(tc.kind)); got != tc.want {
+			t.Errorf("objectURL(%q, %s) = %q, want %q", tc.dest, tc.kind, got, tc.want)
 		}
 	}
 }
