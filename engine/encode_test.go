@@ -59,7 +59,7 @@ func (s *recordingStore) UpdateTask(ctx context.Context, token string, f func(*T
 	})
 }
 
-func runSpec(t *testing.T, runner ffmpeg.Runner, spec Spec) (Snapshot, error, *recordingStore, string) {
+func runSpec(t *testing.T, runner ffmpeg.Runner, spec Spec) (Snapshot, *recordingStore, string, error) {
 	t.Helper()
 	files, err := storage.NewLocal(t.TempDir())
 	if err != nil {
@@ -85,7 +85,7 @@ func runSpec(t *testing.T, runner ffmpeg.Runner, spec Spec) (Snapshot, error, *r
 		t.Fatal(err)
 	}
 	root := files.Dir()
-	return snap, runErr, store, root
+	return snap, store, root, runErr
 }
 
 // keyframes returns the positions, in presentation order, of the key
@@ -132,7 +132,7 @@ func TestEncodeVideos(t *testing.T) {
 		{Kind: KindWebM, Width: 96, Height: 96, ResizeMode: ResizeCrop,
 			Video: VideoSettings{AudioMute: true, AudioChannels: 1, Preset: "ultrafast", KeyframeFrames: 20, FileExtension: "mkv"}},
 	}}
-	snap, err, store, root := runSpec(t, ffmpeg.Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
+	snap, store, root, err := runSpec(t, ffmpeg.Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestVideoFailureNamesOutput(t *testing.T) {
 		{Kind: KindWebM, Width: 64},
 		{Kind: KindThumbnail, Format: PNG},
 	}}
-	snap, err, _, _ := runSpec(t, ffmpeg.Runner{FFmpeg: fake, FFprobe: "ffprobe"}, spec)
+	snap, _, _, err := runSpec(t, ffmpeg.Runner{FFmpeg: fake, FFprobe: "ffprobe"}, spec)
 	if err == nil {
 		t.Fatal("the task succeeded")
 	}
@@ -271,7 +271,7 @@ func TestEncodeProgress(t *testing.T) {
 	cliptest.NeedFFmpeg(t)
 	src := makeClip(t, 3)
 	spec := Spec{Source: src, Outputs: []Output{{Kind: KindMP4, Width: 160, Video: VideoSettings{Preset: "ultrafast"}}}}
-	_, err, store, _ := runSpec(t, ffmpeg.Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
+	_, store, _, err := runSpec(t, ffmpeg.Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestEncodeRotatedSource(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	spec := Spec{Source: rotated, Outputs: []Output{{Kind: KindMP4, Height: 160, Video: VideoSettings{Preset: "ultrafast"}}}}
-	snap, err, _, root := runSpec(t, ffmpeg.Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
+	snap, _, root, err := runSpec(t, ffmpeg.Runner{FFmpeg: "ffmpeg", FFprobe: "ffprobe"}, spec)
 	if err != nil {
 		t.Fatal(err)
 	}

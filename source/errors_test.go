@@ -106,7 +106,7 @@ func TestSourcesThatCannotBeUsed(t *testing.T) {
 			want: []string{"the source answered 404 Not Found for http://127.0.0.1:", "/missing.mp4"}},
 		{name: "500", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) }), path: "/v.mp4",
 			want: []string{"answered 500 Internal Server Error for"}},
-		{name: "503 after retries", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "busy", 503) }), path: "/v.mp4",
+		{name: "503 after retries", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "busy", http.StatusServiceUnavailable) }), path: "/v.mp4",
 			want: []string{"answered 503 Service Unavailable for"}},
 		{name: "403 from S3", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/xml")
