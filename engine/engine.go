@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -189,6 +190,13 @@ func Redact(s string) string {
 	return s[:4] + "…"
 }
 
+// keyAccepted reports whether the API key of owner (KeyOwner) is still
+// accepted: when the server lists its keys, a token or task made with a
+// key removed since is refused.
+func (e *Engine) keyAccepted(owner string) bool {
+	return len(e.cfg.APIKeys) == 0 || slices.ContainsFunc(e.cfg.APIKeys, func(k string) bool { return KeyOwner(k) == owner })
+}
+
 // NewSession checks an API key and returns a new access token and its
 // expiry.
 func (e *Engine) NewSession(ctx context.Context, apiKey string) (token string, expires time.Time, err error) {
@@ -219,6 +227,13 @@ func (e *Engine) CreateTask(ctx context.Context, accessToken string) (string, er
 	}
 	if !now.Before(s.Expires) {
 		return "", ErrTokenNotFound
+	}
+	if !e.keyAccepted(s.Owner) {
+		// Its key was removed from the server's list since. "Token not
+		// found" makes Qencode's SDKs ask for a new token, which the
+		// key no longer gets.
+		e.log.Info("access token refused: its API key is no longer accepted", "token", Redact(accessToken))
+		return "", fmt.Errorf("%w: its API key is no longer accepted", ErrTokenNotFound)
 	}
 	rec := TaskRecord{Token: NewToken(), Created: now, Owner: s.Owner, Snap: Snapshot{State: StateCreated}}
 	if err := e.store.CreateTask(ctx, rec); err != nil {
@@ -261,6 +276,9 @@ func (e *Engine) Start(ctx context.Context, taskToken string, spec Spec) error {
 	err := e.store.UpdateTask(ctx, taskToken, func(r *TaskRecord) error {
 		if r.Spec != nil {
 			return ErrTaskStarted
+		}
+		if r.Owner != "" && !e.keyAccepted(r.Owner) {
+			return fmt.Errorf("%w: its API key is no longer accepted", ErrTokenNotFound)
 		}
 		r.Spec = &spec
 		r.Snap.State = StateQueued

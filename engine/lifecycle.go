@@ -74,16 +74,16 @@ func (e *Engine) removeFiles(token string) {
 	}
 }
 
-// Sweep forgets the tasks that ended more than the retention period ago,
-// with the files thumbd keeps for them, the tasks created that long ago and
-// never started, and the access tokens that have expired.
+// Sweep forgets the access tokens that have expired and, with a retention
+// period, the tasks that ended more than that ago, with the files thumbd
+// keeps for them, and the tasks created that long ago and never started.
 func (e *Engine) Sweep(ctx context.Context) error {
-	if e.cfg.Retention <= 0 {
-		return nil
-	}
 	now := e.cfg.Now()
 	if err := e.store.DeleteSessions(ctx, now); err != nil {
 		return err
+	}
+	if e.cfg.Retention <= 0 {
+		return nil
 	}
 	tokens, err := e.store.Expired(ctx, now.Add(-e.cfg.Retention))
 	if err != nil {
@@ -103,10 +103,10 @@ func (e *Engine) Sweep(ctx context.Context) error {
 
 // sweepLoop runs Sweep now and then until ctx ends.
 func (e *Engine) sweepLoop(ctx context.Context) {
-	if e.cfg.Retention <= 0 {
-		return
+	every := 10 * time.Minute // expired access tokens, whatever the retention
+	if e.cfg.Retention > 0 {
+		every = min(max(e.cfg.Retention/10, time.Second), every)
 	}
-	every := min(max(e.cfg.Retention/10, time.Second), 10*time.Minute)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

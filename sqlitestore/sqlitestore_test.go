@@ -3,6 +3,7 @@ package sqlitestore_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -186,4 +187,93 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestExpiredSessionsAreSwept issues access tokens in rounds, each round's
+// expiring before the next, with the engine's sweep between rounds (and no
+// task retention, which used to turn the sweep off): the database file
+// stops growing after the first round.
+func TestExpiredSessionsAreSwept(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlitestore.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	e := engine.New(engine.Config{Store: db, TokenTTL: time.Minute, Retention: 0, Now: func() time.Time { return now }})
+	size := func() int64 {
+		var total int64
+		for _, suffix := range []string{"", "-wal"} {
+			if fi, err := os.Stat(db.Path() + suffix); err == nil {
+				total += fi.Size()
+			}
+		}
+		return total
+	}
+	const rounds, perRound = 5, 2000
+	var first int64
+	var last string
+	for r := range rounds {
+		for range perRound {
+			tok, _, err := e.NewSession(ctx, "sweep-test-key-0001")
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = tok
+		}
+		now = now.Add(2 * time.Minute)
+		if err := e.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Session(ctx, last); !errors.Is(err, engine.ErrTokenNotFound) {
+			t.Fatalf("round %d: an expired token is still kept (%v)", r+1, err)
+		}
+		if _, err := db.SQL().ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("round %d: %d tokens issued, database %d KiB", r+1, (r+1)*perRound, size()>>10)
+		if r == 0 {
+			first = size()
+		}
+	}
+	if got := size(); got > first+first/10 {
+		t.Errorf("database grew from %d to %d bytes over %d rounds of tokens that all expired", first, got, rounds)
+	}
+}
+
+// TestSessionsOfAnOlderDatabase opens a database made before sessions
+// recorded their key: it gains the column, and its sessions read with no
+// key, which a server with API keys refuses.
+func TestSessionsOfAnOlderDatabase(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	old, err := sql.Open("sqlite", filepath.Join(dir, sqlitestore.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `CREATE TABLE thumbd_session (token TEXT PRIMARY KEY NOT NULL, expires_at INTEGER NOT NULL);
+		INSERT INTO thumbd_session VALUES ('`+tok('1')+`', 9000000000000000000)`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	db, err := sqlitestore.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := db.Session(ctx, tok('1'))
+	if err != nil || s.Owner != "" {
+		t.Fatalf("old session = %+v, %v", s, err)
+	}
+	e := engine.New(engine.Config{Store: db, APIKeys: []string{"a-current-key-0001"}})
+	if _, err := e.CreateTask(ctx, tok('1')); !errors.Is(err, engine.ErrTokenNotFound) {
+		t.Errorf("CreateTask with a session of unknown key: %v, want ErrTokenNotFound", err)
+	}
+	if err := db.PutSession(ctx, tok('2'), engine.Session{Expires: time.Now().Add(time.Hour), Owner: engine.KeyOwner("a-current-key-0001")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateTask(ctx, tok('2')); err != nil {
+		t.Errorf("CreateTask with a current key's session: %v", err)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -347,4 +348,47 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestRemovedKeyEndsItsTokens gets a token for each of two keys, restarts
+// thumbd with one key removed from THUMBD_API_KEYS, and checks that the
+// removed key's token no longer creates tasks while the other's still
+// does.
+func TestRemovedKeyEndsItsTokens(t *testing.T) {
+	const kept, removed = "kept-key-000000001", "removed-key-00000001"
+	dir := t.TempDir()
+	cfg := testConfig(t, func(c *app.Config) { c.DataDir = dir; c.APIKeys = []string{kept, removed} })
+	th := runThumbd(t, cfg)
+	tokens := map[string]string{}
+	for _, k := range []string{kept, removed} {
+		var r struct{ Token string }
+		post(t, th.base, "/v1/access_token", url.Values{"api_key": {k}}, &r)
+		tokens[k] = r.Token
+	}
+	if err := th.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.APIKeys = []string{kept}
+	th = runThumbd(t, cfg)
+	var reply struct {
+		Error     int    `json:"error"`
+		Message   string `json:"message"`
+		TaskToken string `json:"task_token"`
+	}
+	raw := postRaw(t, th.base, "/v1/create_task", url.Values{"token": {tokens[removed]}})
+	if err := json.Unmarshal(raw, &reply); err != nil || reply.Error != 5 || reply.Message != "Token not found" || reply.TaskToken != "" {
+		t.Errorf("create_task with the removed key's token: %s", raw)
+	}
+	raw = postRaw(t, th.base, "/v1/access_token", url.Values{"api_key": {removed}})
+	if err := json.Unmarshal(raw, &reply); err != nil || reply.Error == 0 {
+		t.Errorf("access_token with the removed key: %s", raw)
+	}
+	var ct struct {
+		TaskToken string `json:"task_token"`
+	}
+	post(t, th.base, "/v1/create_task", url.Values{"token": {tokens[kept]}}, &ct)
+	if ct.TaskToken == "" {
+		t.Error("the kept key's token created no task")
+	}
 }
