@@ -58,6 +58,15 @@ type Config struct {
 	// TaskTimeout bounds one task from its start to its end, reading the
 	// source included; 0 means no limit.
 	TaskTimeout time.Duration
+
+	// MaxPixels refuses a source whose video has more pixels a frame
+	// (coded width × height), before any frame is decoded; 0: no limit.
+	MaxPixels int64
+	// MaxOutputs refuses, at Start, a task with more outputs; 0: no limit.
+	MaxOutputs int
+	// MaxImages ends a task that would take more frames (images, and the
+	// tiles of sprites) once its source's length is known; 0: no limit.
+	MaxImages int
 }
 
 // Event is something that happened to a task that its owner is told of.
@@ -249,6 +258,9 @@ func (e *Engine) Start(ctx context.Context, taskToken string, spec Spec) error {
 	}
 	if err := Validate(spec); err != nil {
 		return err
+	}
+	if max := e.cfg.MaxOutputs; max > 0 && len(spec.Outputs) > max {
+		return &ValidationError{Field: "format", Reason: fmt.Sprintf("lists %d outputs, more than this server's limit of %d a task (THUMBD_MAX_OUTPUTS); split them over several tasks", len(spec.Outputs), max)}
 	}
 	if err := e.checkEncoders(ctx, spec); err != nil {
 		return err

@@ -233,6 +233,10 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 	if err != nil {
 		return explainRead(err, source)
 	}
+	if max := e.cfg.MaxPixels; max > 0 && int64(media.Width)*int64(media.Height) > max {
+		return &sourceError{Reason: fmt.Sprintf("the source's video is %dx%d, %s a frame, more than this server's limit of %s (THUMBD_MAX_SOURCE_PIXELS): %s",
+			media.Width, media.Height, megapixels(int64(media.Width)*int64(media.Height)), megapixels(max), source.Name())}
+	}
 	e.update(ctx, token, func(s *Snapshot) {
 		s.Duration = media.Duration()
 		s.SourceSize = media.Size
@@ -275,6 +279,15 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		}
 		plans = append(plans, p)
 	}
+	if max := e.cfg.MaxImages; max > 0 {
+		n := 0
+		for _, p := range plans {
+			n += len(p.frames)
+		}
+		if n > max {
+			return fmt.Errorf("the task asks for %d images (sprite tiles included) of its %.1fs source, more than this server's limit of %d a task (THUMBD_MAX_IMAGES); use a longer interval or split the outputs over several tasks", n, media.Duration().Seconds(), max)
+		}
+	}
 	err = e.makeOutputs(ctx, token, src, media, index, plans, videos, dir)
 	if err == nil {
 		err = source.Failure()
@@ -287,6 +300,11 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 	}
 	slices.SortFunc(plans, func(a, b *outputPlan) int { return a.index - b.index })
 	return e.save(ctx, token, plans)
+}
+
+// megapixels renders a pixel count: 33.2 megapixels.
+func megapixels(n int64) string {
+	return fmt.Sprintf("%.1f megapixels", float64(n)/1e6)
 }
 
 // index reads the frame index of the source's video stream. A source that

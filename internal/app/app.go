@@ -199,6 +199,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 
 		Sources:     sources,
 		TaskTimeout: cfg.TaskTimeout,
+		MaxPixels:   cfg.MaxSourcePixels,
+		MaxOutputs:  cfg.MaxOutputs,
+		MaxImages:   cfg.MaxImages,
 	})
 	var cons http.Handler
 	if cfg.Console {

@@ -50,6 +50,9 @@ type Config struct {
 	MinSourceRate        int64          // bytes a second an origin must send, over SourceRateWindow; 0: no minimum
 	SourceRateWindow     time.Duration
 	S3RetryWindow        time.Duration // how long a failing S3 request is retried
+	MaxSourcePixels      int64         // pixels a frame of a source's video; 0: no limit
+	MaxOutputs           int           // outputs a task; 0: no limit
+	MaxImages            int           // images (and sprite tiles) a task; 0: no limit
 
 	Metrics       bool          // serve Prometheus metrics at /metrics
 	FilesURL      string        // s3:// bucket and prefix for kept files; empty: the data directory
@@ -211,6 +214,17 @@ func settings() []setting {
 		{"source-rate-window", "THUMBD_SOURCE_RATE_WINDOW", "1m", "how long an origin is measured against -min-source-rate", func(c *Config, v string) error {
 			return positive(v, &c.SourceRateWindow)
 		}},
+		{"max-source-pixels", "THUMBD_MAX_SOURCE_PIXELS", "7680x4320", "largest video frame a source may have, as WIDTHxHEIGHT (its area counts: 7680x4320 is 33177600 pixels, any shape) or a pixel count; a larger one is refused before it is decoded; 0: no limit", func(c *Config, v string) error {
+			n, err := parsePixels(v)
+			c.MaxSourcePixels = n
+			return err
+		}},
+		{"max-outputs", "THUMBD_MAX_OUTPUTS", "100", "most outputs (format entries) one task may list; start_encode2 refuses more; 0: no limit", func(c *Config, v string) error {
+			return count(v, &c.MaxOutputs)
+		}},
+		{"max-images", "THUMBD_MAX_IMAGES", "10000", "most images one task may make (thumbnails, and the tiles of sprites); a task asking for more ends in error once its source's length is known; 0: no limit", func(c *Config, v string) error {
+			return count(v, &c.MaxImages)
+		}},
 		{"s3-retry-window", "THUMBD_S3_RETRY_WINDOW", "1m", "how long a failing S3 request (a destination upload, an s3:// source) is retried, with backoff, before its task ends in error", func(c *Config, v string) error {
 			return positive(v, &c.S3RetryWindow)
 		}},
@@ -270,6 +284,31 @@ func parseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("must be a size like 500MB or 20GiB, got %q", v)
 	}
 	return int64(f * mult), nil
+}
+
+// parsePixels reads WIDTHxHEIGHT, or a pixel count.
+func parsePixels(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	if w, h, ok := strings.Cut(strings.ToLower(s), "x"); ok {
+		wi, err1 := strconv.ParseInt(strings.TrimSpace(w), 10, 32)
+		hi, err2 := strconv.ParseInt(strings.TrimSpace(h), 10, 32)
+		if err1 == nil && err2 == nil && wi > 0 && hi > 0 {
+			return wi * hi, nil
+		}
+	} else if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+		return n, nil
+	}
+	return 0, fmt.Errorf("must be a frame size like 7680x4320 or a pixel count, got %q", v)
+}
+
+// count reads a whole number, 0 or more, into n.
+func count(v string, n *int) error {
+	i, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || i < 0 {
+		return fmt.Errorf("must be a whole number, 0 or more, got %q", v)
+	}
+	*n = i
+	return nil
 }
 
 // positive reads a duration above zero into d.

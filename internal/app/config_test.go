@@ -23,7 +23,7 @@ func TestLoadConfig(t *testing.T) {
 		S3HTTPHosts: []string{"localhost", "127.0.0.1", "::1"}, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second, Metrics: true,
 		MaxSourceSize: 20 << 30, MaxUnsizedSize: 1 << 30, MinSourceRate: 16 << 10, SourceRateWindow: time.Minute,
-		S3RetryWindow: time.Minute, FailoverAfter: 15 * time.Second,
+		S3RetryWindow: time.Minute, FailoverAfter: 15 * time.Second, MaxSourcePixels: 7680 * 4320, MaxOutputs: 100, MaxImages: 10000,
 		Store: "sqlite", Retention: 24 * time.Hour, TaskTimeout: time.Hour, CallbackRetry: time.Minute,
 		BodyTimeout: 30 * time.Second, MaxConns: 1024,
 		Console: true,
@@ -117,6 +117,15 @@ func TestLoadConfig(t *testing.T) {
 				c.MaxUnsizedSize, c.MinSourceRate, c.SourceRateWindow, c.S3RetryWindow = 200<<20, 0, 30*time.Second, 5*time.Minute
 			}),
 		},
+		{
+			name: "task limits",
+			env:  map[string]string{"THUMBD_MAX_SOURCE_PIXELS": "3840x2160", "THUMBD_MAX_OUTPUTS": "10", "THUMBD_MAX_IMAGES": "0"},
+			args: []string{"-max-outputs", "20"},
+			want: with(func(c *Config) { c.MaxSourcePixels, c.MaxOutputs, c.MaxImages = 3840*2160, 20, 0 }),
+		},
+		{name: "pixels as a count", args: []string{"-max-source-pixels", "1000000"}, want: with(func(c *Config) { c.MaxSourcePixels = 1_000_000 })},
+		{name: "bad pixels", env: map[string]string{"THUMBD_MAX_SOURCE_PIXELS": "8K"}, wantErr: "THUMBD_MAX_SOURCE_PIXELS"},
+		{name: "negative outputs", args: []string{"-max-outputs", "-1"}, wantErr: "-max-outputs"},
 		{name: "zero rate window", env: map[string]string{"THUMBD_SOURCE_RATE_WINDOW": "0s"}, wantErr: "THUMBD_SOURCE_RATE_WINDOW"},
 		{
 			name: "farm",
