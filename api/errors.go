@@ -20,6 +20,10 @@ const (
 	codeBadTokens     = 13
 	codeFieldRequired = 14
 	codeQueryRequired = 19
+	// codeNoMethod answers a path under /v1/ that is no API method, or a
+	// verb a method does not take. Qencode documents no code for it; 1 is
+	// its generic failure, which no client retries.
+	codeNoMethod = codeInternal
 )
 
 // Error is an API error in Qencode's envelope: {"error": Code, "message": Message}.

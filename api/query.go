@@ -94,6 +94,83 @@ func (t *text) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// numbers is a value that may list several numbers: a number or numeric
+// string, a comma-separated string of them ("0.1,0.5"), or a JSON array of
+// numbers and numeric strings. An empty string or array counts as absent.
+type numbers struct {
+	set bool
+	vs  []float64
+}
+
+func (n *numbers) UnmarshalJSON(b []byte) error {
+	var items []json.RawMessage
+	switch b = bytes.TrimSpace(b); {
+	case string(b) == "null":
+		return nil
+	case len(b) > 0 && b[0] == '[':
+		if err := json.Unmarshal(b, &items); err != nil {
+			return errors.New("must be a number or a list of numbers")
+		}
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		if strings.TrimSpace(s) == "" {
+			return nil
+		}
+		for _, part := range strings.Split(s, ",") {
+			item, _ := json.Marshal(strings.TrimSpace(part))
+			items = append(items, item)
+		}
+	default:
+		items = []json.RawMessage{b}
+	}
+	for _, item := range items {
+		var x number
+		if err := x.UnmarshalJSON(item); err != nil {
+			return err
+		}
+		if !x.set {
+			return errors.New("must not list an empty value")
+		}
+		n.vs = append(n.vs, x.v)
+	}
+	n.set = len(n.vs) > 0
+	return nil
+}
+
+// texts is a string, a comma-separated string or a JSON array of strings.
+// An empty string or array counts as absent.
+type texts []string
+
+func (t *texts) UnmarshalJSON(b []byte) error {
+	var items []text
+	switch b = bytes.TrimSpace(b); {
+	case string(b) == "null":
+		return nil
+	case len(b) > 0 && b[0] == '[':
+		if err := json.Unmarshal(b, &items); err != nil {
+			return errors.New("must be a string or a list of strings")
+		}
+	default:
+		var s text
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(s)) == "" {
+			return nil
+		}
+		for _, part := range strings.Split(string(s), ",") {
+			items = append(items, text(part))
+		}
+	}
+	for _, item := range items {
+		*t = append(*t, strings.TrimSpace(string(item)))
+	}
+	return nil
+}
+
 // wireQuery is the inner object of start_encode2's query.
 type wireQuery struct {
 	Source      json.RawMessage `json:"source"`
@@ -104,10 +181,12 @@ type wireQuery struct {
 
 // wireFormat is one entry of query.format.
 type wireFormat struct {
-	Output, Size, ResizeMode, ImageFormat, UserTag, Tag, Accuracy              text
-	Time, FrameNumber, StartTime, Interval, Width, Height, Resolution, Quality number
-	Sprite, Columns, Rows                                                      number
-	Destination                                                                json.RawMessage
+	Output, ResizeMode, ImageFormat, UserTag, Tag, Accuracy              text
+	FrameNumber, StartTime, Interval, Width, Height, Resolution, Quality number
+	Sprite, Columns, Rows, Manifest                                      number
+	Time                                                                 numbers
+	Size                                                                 texts
+	Destination                                                          json.RawMessage
 }
 
 // fields maps each wire name to where it is decoded.
@@ -117,7 +196,7 @@ func (f *wireFormat) fields() map[string]any {
 		"user_tag": &f.UserTag, "tag": &f.Tag, "time": &f.Time, "frame_number": &f.FrameNumber,
 		"start_time": &f.StartTime, "interval": &f.Interval, "width": &f.Width, "height": &f.Height,
 		"resolution": &f.Resolution, "quality": &f.Quality, "sprite": &f.Sprite, "columns": &f.Columns,
-		"rows": &f.Rows, "destination": &f.Destination, "accuracy": &f.Accuracy,
+		"rows": &f.Rows, "destination": &f.Destination, "accuracy": &f.Accuracy, "manifest": &f.Manifest,
 	}
 }
 
@@ -177,6 +256,7 @@ func decodeQuery(raw string) (engine.Spec, error) {
 	if err := refuseUnsupported(inner, unsupportedQueryFields); err != nil {
 		return spec, err
 	}
+	spec.Warnings = unknownFields(inner, "", queryFields)
 	if len(q.Stitch) > 0 && string(q.Stitch) != "null" {
 		return spec, &engine.ValidationError{Field: "stitch", Reason: "is not supported by thumbd; give one source"}
 	}
@@ -214,7 +294,7 @@ func decodeQuery(raw string) (engine.Spec, error) {
 		return spec, &engine.ValidationError{Field: "format", Reason: "must list at least one output"}
 	}
 	for i, raw := range formats {
-		o, err := decodeFormat(raw)
+		o, err := decodeFormat(raw, fmt.Sprintf("format[%d]", i), &spec.Warnings)
 		if err != nil {
 			if ve, ok := err.(*engine.ValidationError); ok {
 				ve.Field = fmt.Sprintf("format[%d].%s", i, ve.Field)
@@ -226,28 +306,50 @@ func decodeQuery(raw string) (engine.Spec, error) {
 	return spec, engine.Validate(spec)
 }
 
-// decodeFormat turns one format entry into an engine.Output.
-func decodeFormat(raw json.RawMessage) (engine.Output, error) {
+// decodeFormat turns one format entry, where in the query (format[1]),
+// into an engine.Output. What it ignores it adds to ws.
+func decodeFormat(raw json.RawMessage, where string, ws *[]engine.Warning) (engine.Output, error) {
 	var o engine.Output
 	var f wireFormat
 	if err := decodeObject(raw, f.fields()); err != nil {
 		return o, err
 	}
+	ignored := func(field, why string) {
+		*ws = append(*ws, engine.Warning{Message: "Field ignored", Details: fmt.Sprintf("%s.%s is ignored: %s", where, field, why)})
+	}
 	kind := engine.OutputKind(strings.ToLower(strings.TrimSpace(string(f.Output))))
 	switch {
-	case kind == engine.KindThumbnail, kind == engine.KindThumbnails, kind.Video():
+	case kind == engine.KindThumbnail, kind == engine.KindThumbnails, kind == engine.KindMetadata, kind.Video():
 	case kind == "":
-		return o, &engine.ValidationError{Field: "output", Reason: `is required (thumbd makes "thumbnail", "thumbnails", "mp4" and "webm")`}
+		return o, &engine.ValidationError{Field: "output", Reason: "is required (" + madeOutputs + ")"}
 	default:
 		return o, outputError(string(kind))
 	}
 	if err := refuseUnsupported(raw, unsupportedFields); err != nil {
 		return o, err
 	}
+	*ws = append(*ws, unknownFields(raw, where, formatFields, ownFormatFields)...)
+	if kind == engine.KindThumbnail && f.Interval.set {
+		// Qencode's thumbnails tutorial: "set output to thumbnail and set
+		// interval" makes a series with its WebVTT.
+		kind = engine.KindThumbnails
+	}
 	o.Kind = kind
-	if f.Time.set {
-		v := f.Time.v
+	switch {
+	case !f.Time.set:
+	case kind == engine.KindThumbnails:
+		ignored("time", "a series (interval) takes an image at 0, interval, 2×interval, …")
+	case kind == engine.KindThumbnail && (f.FrameNumber.set || f.StartTime.set):
+		winner := "frame_number"
+		if !f.FrameNumber.set {
+			winner = "start_time"
+		}
+		ignored("time", winner+" wins over time")
+	case len(f.Time.vs) == 1:
+		v := f.Time.vs[0]
 		o.Time = &v
+	default:
+		o.Times = f.Time.vs
 	}
 	if f.FrameNumber.set {
 		n, err := f.FrameNumber.integer("frame_number")
@@ -289,13 +391,31 @@ func decodeFormat(raw json.RawMessage) (engine.Output, error) {
 	} else if f.Quality.set && (o.Quality < 1 || o.Quality > 100) {
 		return o, &engine.ValidationError{Field: "quality", Reason: "must be between 1 and 100"}
 	}
-	if s := strings.TrimSpace(string(f.Size)); s != "" {
+	var sizes []engine.Size
+	for _, s := range f.Size {
 		w, h, ok := parseSize(s)
 		if !ok {
-			return o, &engine.ValidationError{Field: "size", Reason: fmt.Sprintf("must be WIDTHxHEIGHT, like \"320x240\", got %q", s)}
+			return o, &engine.ValidationError{Field: "size", Reason: fmt.Sprintf("must be WIDTHxHEIGHT, like \"320x240\", or a list of them, got %q", s)}
 		}
+		sizes = append(sizes, engine.Size{W: w, H: h})
+	}
+	switch {
+	case len(sizes) == 1:
 		if o.Width == 0 && o.Height == 0 {
-			o.Width, o.Height = w, h
+			o.Width, o.Height = sizes[0].W, sizes[0].H
+		}
+	case len(sizes) > 1:
+		// Several sizes: each image takes its box from the list.
+		o.Sizes = sizes
+		for _, d := range []struct {
+			name string
+			set  bool
+			v    *int
+		}{{"width", f.Width.set, &o.Width}, {"height", f.Height.set, &o.Height}, {"resolution", f.Resolution.set, &o.Resolution}} {
+			if d.set && kind == engine.KindThumbnail {
+				ignored(d.name, "a list of sizes gives each image its size")
+				*d.v = 0
+			}
 		}
 	}
 	switch m := strings.ToLower(strings.TrimSpace(string(f.ResizeMode))); m {
@@ -340,11 +460,18 @@ func decodeFormat(raw json.RawMessage) (engine.Output, error) {
 		}
 		o.Accuracy = acc
 	}
+	if f.Manifest.set {
+		// thumbd's own: upload the manifest to the destinations too.
+		if f.Manifest.v != 0 && f.Manifest.v != 1 {
+			return o, &engine.ValidationError{Field: "manifest", Reason: "must be 0 or 1"}
+		}
+		o.Manifest = f.Manifest.v == 1
+	}
 	o.UserTag = string(f.UserTag)
 	if o.UserTag == "" {
 		o.UserTag = string(f.Tag)
 	}
-	o.Destinations, err = decodeDestinations(f.Destination)
+	o.Destinations, err = decodeDestinations(f.Destination, where, ws)
 	if err == nil && kind.Video() {
 		err = decodeVideo(raw, &o)
 	}
@@ -353,7 +480,7 @@ func decodeFormat(raw json.RawMessage) (engine.Output, error) {
 
 // decodeDestinations accepts one destination object, an array of them, or
 // nothing (an absent field, null or "").
-func decodeDestinations(raw json.RawMessage) ([]storage.Destination, error) {
+func decodeDestinations(raw json.RawMessage, where string, ws *[]engine.Warning) ([]storage.Destination, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" || string(raw) == `""` {
 		return nil, nil
@@ -366,9 +493,15 @@ func decodeDestinations(raw json.RawMessage) ([]storage.Destination, error) {
 			return nil, &engine.ValidationError{Field: "destination", Reason: err.Error()}
 		}
 		list = []wireDestination{d}
+		*ws = append(*ws, unknownFields(raw, where+".destination", destinationFields)...)
 	case '[':
 		if err := json.Unmarshal(raw, &list); err != nil {
 			return nil, &engine.ValidationError{Field: "destination", Reason: "must be an object or an array of objects"}
+		}
+		var objs []json.RawMessage
+		_ = json.Unmarshal(raw, &objs)
+		for i, obj := range objs {
+			*ws = append(*ws, unknownFields(obj, fmt.Sprintf("%s.destination[%d]", where, i), destinationFields)...)
 		}
 	default:
 		return nil, &engine.ValidationError{Field: "destination", Reason: "must be an object with a url, or an array of them"}

@@ -25,6 +25,12 @@ type statusReply struct {
 	Statuses map[string]*wire.Status `json:"statuses"`
 }
 
+// templatesReply answers /v1/request_templates.
+type templatesReply struct {
+	Error     int   `json:"error"`
+	Templates []any `json:"templates"`
+}
+
 type errorReply struct {
 	Error   int    `json:"error"`
 	Message string `json:"message"`

@@ -129,17 +129,23 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/metrics", s.cfg.Metrics.ServeHTTP)
 	}
 	r.Group(func(r chi.Router) {
-		method := func(p string, h handler) {
-			r.Post(p, s.adapt(h))
-			r.Get(p, s.adapt(h))
+		// /v1.1/... is where the PHP client sends everything after its
+		// endpoint discovery (GET /v1.1) when built with version "v1.1".
+		for _, v := range []string{"/v1", "/v1.1"} {
+			method := func(p string, h handler) {
+				r.Post(v+p, s.adapt(h))
+				r.Get(v+p, s.adapt(h))
+			}
+			method("/access_token", s.accessToken)
+			method("/create_task", s.createTask)
+			method("/create_token", s.createTask) // the name Qencode's thumbnail docs print
+			method("/start_encode2", s.startEncode2)
+			method("/start_encode", s.startEncode)
+			method("/status", s.status)
+			method("/request_templates", s.requestTemplates)
 		}
-		method("/v1/access_token", s.accessToken)
-		method("/v1/create_task", s.createTask)
-		method("/v1/create_token", s.createTask) // the name Qencode's thumbnail docs print
-		method("/v1/start_encode2", s.startEncode2)
-		method("/v1/start_encode", s.startEncode)
-		method("/v1/status", s.status)
 	})
+	r.Get("/v1.1", s.endpointHost)
 	if s.cfg.Uploads != nil {
 		r.Handle("/v1/upload_file/*", http.StripPrefix("/v1/upload_file", s.uploadsFor(s.cfg.Uploads)))
 	}
@@ -153,13 +159,30 @@ func (s *Server) Handler() http.Handler {
 	}
 	r.Get("/storage/*", s.serveFile)
 	r.Head("/storage/*", s.serveFile)
+	// Under /v1 every request gets Qencode's envelope with HTTP 200, even
+	// for a method thumbd does not know or a verb it does not take: the
+	// Node SDK retries anything else for a minute before it gives up.
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorReply{Error: codeInternal, Message: "no such API method: " + r.URL.Path})
+		code := http.StatusNotFound
+		if apiPath(r.URL.Path) {
+			code = http.StatusOK
+		}
+		writeJSON(w, code, errorReply{Error: codeNoMethod, Message: "no such API method: " + r.URL.Path +
+			" (thumbd serves access_token, create_task, start_encode2, status and request_templates under /v1/)"})
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusMethodNotAllowed, errorReply{Error: codeInternal, Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
+		code := http.StatusMethodNotAllowed
+		if apiPath(r.URL.Path) {
+			code = http.StatusOK
+		}
+		writeJSON(w, code, errorReply{Error: codeNoMethod, Message: "method " + r.Method + " is not allowed on " + r.URL.Path + ": use POST"})
 	})
 	return r
+}
+
+// apiPath reports whether p is under Qencode's API paths, /v1/ or /v1.1/.
+func apiPath(p string) bool {
+	return p == "/v1" || p == "/v1.1" || strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/v1.1/")
 }
 
 // handler is an API method: it returns the reply value or an error that
@@ -350,6 +373,35 @@ func (s *Server) startEncode2(r *http.Request, form url.Values) (any, error) {
 	return startReply{StatusURL: s.base(r) + "/v1/status"}, nil
 }
 
+// requestTemplates answers the Node SDK's getTemplates(): thumbd has no
+// templates, so the list is empty.
+func (s *Server) requestTemplates(r *http.Request, form url.Values) (any, error) {
+	key := strings.TrimSpace(form.Get("api_key"))
+	if key == "" {
+		return nil, errorf(codeBadAPIKey, "api_key is required")
+	}
+	if _, _, err := s.cfg.Engine.NewSession(r.Context(), key); err != nil {
+		return nil, err
+	}
+	return templatesReply{Templates: []any{}}, nil
+}
+
+// endpointHost answers the PHP client's endpoint discovery (GET /v1.1,
+// when it is built with version "v1.1"): this server's public host, and
+// its port unless it is the scheme's default, as plain text. The client
+// then sends everything to https://<that host>/v1.1/.
+func (s *Server) endpointHost(w http.ResponseWriter, r *http.Request) {
+	host := s.base(r)
+	if u, err := url.Parse(host); err == nil && u.Host != "" {
+		host = u.Host
+		if p := u.Port(); (u.Scheme == "https" && p == "443") || (u.Scheme == "http" && p == "80") {
+			host = u.Hostname()
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, host)
+}
+
 func (s *Server) startEncode(r *http.Request, form url.Values) (any, error) {
 	return nil, errorf(11, "profiles are not supported by thumbd: use /v1/start_encode2 with a query")
 }
@@ -447,6 +499,8 @@ func contentType(name string) string {
 		return "video/mp4"
 	case ".webm":
 		return "video/webm"
+	case ".json":
+		return "application/json"
 	}
 	return ""
 }

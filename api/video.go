@@ -195,7 +195,10 @@ func decodeCodecParameters(raw json.RawMessage, v *engine.VideoSettings) error {
 
 // unsupportedOutputs are Qencode's outputs that thumbd does not make.
 var unsupportedOutputs = []string{"advanced_hls", "advanced_dash", "webm_dash", "repack", "mp3", "hls_audio",
-	"flac", "gif", "metadata", "speech_to_text", "vmaf"}
+	"flac", "gif", "speech_to_text", "vmaf"}
+
+// madeOutputs says which outputs thumbd makes.
+const madeOutputs = `thumbd makes "thumbnail", "thumbnails", "metadata", "mp4" and "webm"`
 
 // unsupportedFields are the format fields Qencode documents that thumbd
 // does not implement. A query that sets one (to anything but null, "", 0,
@@ -208,7 +211,7 @@ var unsupportedFields = []string{
 	"color_space", "color_range", "color_trc", "color_primaries",
 	"optimize_bitrate", "min_crf", "max_crf", "adjust_crf", "incremental_tag",
 	"cenc_drm", "fps_drm", "encryption", "drm",
-	"audio_copy", "video_copy", "subtitles_copy", "metadata_copy", "metadata_version",
+	"audio_copy", "video_copy", "subtitles_copy", "metadata_copy",
 	"transcript", "transcript_name", "json", "json_name", "srt", "srt_name", "vtt", "vtt_name",
 	"mode", "language", "translate_languages",
 	"allow_soft_fail", "vmaf_model", "distorted", "n_subsample", "shortest",
@@ -221,7 +224,7 @@ var unsupportedQueryFields = []string{"use_subtask_callback", "refresh_playlist"
 
 // outputError explains why an output value is refused.
 func outputError(kind string) error {
-	made := `thumbd makes "thumbnail", "thumbnails", "mp4" and "webm"`
+	made := madeOutputs
 	if slices.Contains(unsupportedOutputs, kind) {
 		return &engine.ValidationError{Field: "output", Reason: fmt.Sprintf("%q is not supported by thumbd; %s", kind, made)}
 	}

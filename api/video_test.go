@@ -105,7 +105,7 @@ func TestRefuseUnsupported(t *testing.T) {
 		msg   string
 	}{
 		{name: "HLS", query: q(`{"output": "advanced_hls", "stream": [{"size": "1920x1080"}]}`),
-			msg: `format[1].output: "advanced_hls" is not supported by thumbd; thumbd makes "thumbnail", "thumbnails", "mp4" and "webm"`},
+			msg: `format[1].output: "advanced_hls" is not supported by thumbd; thumbd makes "thumbnail", "thumbnails", "metadata", "mp4" and "webm"`},
 		{name: "speech to text", query: q(`{"output": "speech_to_text"}`), msg: `format[1].output: "speech_to_text" is not supported by thumbd`},
 		{name: "a misspelt output", query: q(`{"output": "mp5"}`), msg: `format[1].output: "mp5" is not a Qencode output`},
 		{name: "a logo", query: q(`{"output": "mp4", "logo": {"source": "https://example.com/logo.png"}}`),

@@ -67,6 +67,10 @@ type Config struct {
 	// MaxImages ends a task that would take more frames (images, and the
 	// tiles of sprites) once its source's length is known; 0: no limit.
 	MaxImages int
+	// UploadManifests uploads every output's manifest to its destinations
+	// beside the images; otherwise only outputs that ask (Output.Manifest)
+	// get one there. thumbd keeps every manifest either way.
+	UploadManifests bool
 }
 
 // Event is something that happened to a task that its owner is told of.
@@ -295,6 +299,7 @@ func (e *Engine) Start(ctx context.Context, taskToken string, spec Spec) error {
 		r.Spec = &spec
 		r.Snap.State = StateQueued
 		r.Snap.Payload = spec.Payload
+		r.Snap.Warnings = append(r.Snap.Warnings, spec.Warnings...)
 		snap = r.Snap
 		return nil
 	})

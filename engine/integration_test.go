@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -162,6 +163,13 @@ type harness struct {
 // clips directory (the engine accepts only http, https and s3 sources).
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with the engine's configuration changed by
+// mutate.
+func newHarnessWith(t *testing.T, mutate func(*Config)) *harness {
+	t.Helper()
 	dir := cliptest.Dir(t)
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	h := &harness{
@@ -171,7 +179,11 @@ func newHarness(t *testing.T) *harness {
 		workDir: t.TempDir(),
 		base:    srv.URL,
 	}
-	h.e = New(Config{Workers: 2, WorkDir: h.workDir, Files: h.files, Objects: h.objects, Notifier: h.events})
+	cfg := Config{Workers: 2, WorkDir: h.workDir, Files: h.files, Objects: h.objects, Notifier: h.events}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	h.e = New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -839,8 +851,7 @@ func TestEngineDestinations(t *testing.T) {
 		want = append(want, fmt.Sprintf("s3://h/b/out/thumb_%04d.png", i), fmt.Sprintf("s3://h2/b2/dir/thumb_%04d.png", i))
 	}
 	images := len(want)
-	// Every output's manifest goes beside its images, with no status entry.
-	want = append(want, "s3://h/b/one.manifest.json", "s3://h/b/sp/manifest.json", "s3://h/b/out/manifest.json", "s3://h2/b2/dir/manifest.json")
+	// A destination gets what Qencode would put there: no manifest.
 	var got []string
 	for u := range h.objects.puts {
 		got = append(got, u)
@@ -858,8 +869,194 @@ func TestEngineDestinations(t *testing.T) {
 			t.Errorf("image %+v not uploaded", img)
 		}
 	}
-	if n := len(h.files.ct); n != 0 {
-		t.Errorf("%d files kept locally although every output has a destination", n)
+	// thumbd keeps every output's manifest, and each image entry names it.
+	kept := map[int]string{0: h.last + "/thumbnails-0/manifest.json", 1: h.last + "/thumbnail-1.manifest.json", 2: h.last + "/thumbnails-2/manifest.json"}
+	var keptNames []string
+	for name, ct := range h.files.ct {
+		keptNames = append(keptNames, name)
+		if ct != "application/json" {
+			t.Errorf("%s kept as %s", name, ct)
+		}
+	}
+	slices.Sort(keptNames)
+	if want := []string{kept[1], kept[0], kept[2]}; !slices.Equal(keptNames, want) {
+		t.Errorf("kept %q, want only the manifests %q", keptNames, want)
+	}
+	for _, img := range s.Images {
+		if img.Manifest != kept[img.Output] {
+			t.Errorf("image %d-%d names manifest %q, want %q", img.Output, img.N, img.Manifest, kept[img.Output])
+		}
+	}
+}
+
+// A manifest goes to the destinations when its output asks, or when
+// Config.UploadManifests says so for all.
+func TestEngineUploadManifests(t *testing.T) {
+	outputs := []Output{
+		{Kind: KindThumbnails, Interval: 100 * time.Millisecond, Destinations: []storage.Destination{{URL: "s3://h/b/out/"}}},
+		{Kind: KindThumbnail, Format: JPEG, Manifest: true, Destinations: []storage.Destination{{URL: "s3://h/b/one.jpg"}, {URL: "s3://h/c/two.jpg"}}},
+	}
+	for _, tc := range []struct {
+		name string
+		all  bool
+		want []string
+	}{
+		{"asked by one output", false, []string{"s3://h/b/one.manifest.json", "s3://h/c/two.manifest.json"}},
+		{"THUMBD_UPLOAD_MANIFESTS", true, []string{"s3://h/b/one.manifest.json", "s3://h/b/out/manifest.json", "s3://h/c/two.manifest.json"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarnessWith(t, func(c *Config) { c.UploadManifests = tc.all })
+			mustComplete(t, h.run(t, "short.mp4", outputs...))
+			var got []string
+			for u := range h.objects.puts {
+				if strings.HasSuffix(u, ".json") {
+					got = append(got, u)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("manifests uploaded %q, want %q", got, tc.want)
+			}
+			if len(h.files.ct) != 2 {
+				t.Errorf("kept %v, want both manifests", h.files.ct)
+			}
+		})
+	}
+}
+
+// Several times and sizes in one thumbnail output: an image per
+// combination, times first, each named for its time and size, in a kept
+// folder or beside a destination file's name.
+func TestEngineCombinations(t *testing.T) {
+	h := newHarness(t)
+	combo := Output{Kind: KindThumbnail, Times: []float64{0, 0.5}, Sizes: []Size{{64, 48}, {32, 32}}, UserTag: "c"}
+	dest := combo
+	dest.Destinations = []storage.Destination{{URL: "s3://h/b/thumbs/poster.png"}, {URL: "s3://h/b/folder/"}}
+	sizesOnly := Output{Kind: KindThumbnail, FrameNumber: ptrTo(int64(2)), Sizes: []Size{{80, 60}, {40, 30}}, Format: JPEG}
+	s := h.run(t, "short.mp4", combo, dest, sizesOnly)
+	mustComplete(t, s)
+	type shot struct {
+		suffix string
+		at     time.Duration
+		w, h   int
+	}
+	// short.mp4 has 8 frames: 0.32 s.
+	shots := []shot{{"_0_64x48", 0, 64, 48}, {"_0_32x32", 0, 32, 32}, {"_0.5_64x48", 160 * time.Millisecond, 64, 48}, {"_0.5_32x32", 160 * time.Millisecond, 32, 32}}
+	kept := imagesOf(s, 0, KindImage)
+	if len(kept) != len(shots) {
+		t.Fatalf("%d kept images, want %d", len(kept), len(shots))
+	}
+	for i, im := range kept {
+		sh := shots[i]
+		if want := h.last + "/thumbnail-0" + sh.suffix + ".png"; im.Location.Key != want || im.N != i {
+			t.Errorf("image %d: key %q n %d, want %q", i, im.Location.Key, im.N, want)
+		}
+		if im.Width != sh.w || im.Height != sh.h || im.UserTag != "c" || len(im.Frames) != 1 || im.Frames[0].Requested != sh.at {
+			t.Errorf("image %d: %dx%d tag %q frames %+v, want %dx%d at %v", i, im.Width, im.Height, im.UserTag, im.Frames, sh.w, sh.h, sh.at)
+		}
+		img, _ := decode(t, h.path(im))
+		if img.Bounds().Dx() != sh.w || img.Bounds().Dy() != sh.h {
+			t.Errorf("image %d is %v, want %dx%d", i, img.Bounds().Size(), sh.w, sh.h)
+		}
+	}
+	var got []string
+	for u := range h.objects.puts {
+		got = append(got, u)
+	}
+	var want []string
+	for _, sh := range shots {
+		want = append(want, "s3://h/b/thumbs/poster"+sh.suffix+".png", "s3://h/b/folder/thumbnail-1"+sh.suffix+".png")
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("uploaded\n%q\nwant\n%q", got, want)
+	}
+	if n := len(imagesOf(s, 1, KindImage)); n != 2*len(shots) {
+		t.Errorf("%d entries for the uploaded combinations, want %d", n, 2*len(shots))
+	}
+	// frame_number with a list of sizes: one position, the name says the size.
+	sized := imagesOf(s, 2, KindImage)
+	if len(sized) != 2 || sized[0].Location.Key != h.last+"/thumbnail-2_80x60.jpg" || sized[1].Location.Key != h.last+"/thumbnail-2_40x30.jpg" ||
+		sized[0].Width != 80 || sized[1].Height != 30 {
+		t.Errorf("sizes only: %+v", sized)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// A metadata output is ffprobe's description of the source, kept or
+// uploaded, with a videos entry.
+func TestEngineMetadata(t *testing.T) {
+	h := newHarness(t)
+	for _, outputs := range [][]Output{
+		{{Kind: KindMetadata, UserTag: "meta"}, {Kind: KindMetadata, Destinations: []storage.Destination{{URL: "s3://h/b/info.json"}}}},
+		{{Kind: KindThumbnail}, {Kind: KindMetadata}}, // with other outputs: the same source, one more ffprobe
+	} {
+		s := h.run(t, "short.mp4", outputs...)
+		mustComplete(t, s)
+		if s.Duration < 250*time.Millisecond || s.Duration > 350*time.Millisecond || s.SourceSize == 0 {
+			t.Errorf("duration %v source size %d", s.Duration, s.SourceSize)
+		}
+		var metas []Video
+		for _, v := range s.Videos {
+			if v.Format == "json" {
+				metas = append(metas, v)
+			}
+		}
+		if want := len(outputs) - len(imagesOf(s, 0, KindImage)); len(metas) != want {
+			t.Fatalf("videos %+v, want %d metadata entries", s.Videos, want)
+		}
+		for _, v := range metas {
+			if v.Meta.Width != 160 || v.Meta.Height != 120 || v.Meta.VideoCodec != "h264" || v.Size == 0 {
+				t.Errorf("metadata entry %+v", v)
+			}
+			var b []byte
+			switch v.Location.Type {
+			case "local":
+				if want := fmt.Sprintf("%s/metadata-%d.json", h.last, v.Output); v.Location.Key != want {
+					t.Errorf("kept as %q, want %q", v.Location.Key, want)
+				}
+				var err error
+				if b, err = os.ReadFile(filepath.Join(h.files.dir, filepath.FromSlash(v.Location.Key))); err != nil {
+					t.Fatal(err)
+				}
+				if ct := h.files.ct[v.Location.Key]; ct != "application/json" {
+					t.Errorf("content type %q", ct)
+				}
+			default:
+				if v.Location.URL != "s3://h/b/info.json" || h.objects.puts[v.Location.URL] != v.Size {
+					t.Errorf("uploaded %+v, puts %v", v.Location, h.objects.puts)
+				}
+				continue
+			}
+			var doc struct {
+				Streams []struct {
+					CodecType string `json:"codec_type"`
+					Width     int    `json:"width"`
+					Height    int    `json:"height"`
+				} `json:"streams"`
+				Format struct {
+					Filename string `json:"filename"`
+					Duration string `json:"duration"`
+				} `json:"format"`
+			}
+			if err := json.Unmarshal(b, &doc); err != nil {
+				t.Fatalf("metadata is not JSON: %v\n%s", err, b)
+			}
+			if len(doc.Streams) == 0 || doc.Streams[0].CodecType != "video" || doc.Streams[0].Width != 160 || doc.Streams[0].Height != 120 {
+				t.Errorf("streams %+v", doc.Streams)
+			}
+			if doc.Format.Filename != h.base+"/short.mp4" || doc.Format.Duration == "" || int64(len(b)) != v.Size {
+				t.Errorf("format %+v, size %d of %d", doc.Format, v.Size, len(b))
+			}
+		}
+	}
+	// A source without video still has metadata.
+	s := h.run(t, "audio.m4a", Output{Kind: KindMetadata})
+	mustComplete(t, s)
+	if len(s.Videos) != 1 || s.Videos[0].Meta.AudioCodec != "aac" || s.Videos[0].Meta.Width != 0 || s.Duration < 900*time.Millisecond {
+		t.Errorf("audio metadata: %+v, duration %v", s.Videos, s.Duration)
 	}
 }
 

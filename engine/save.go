@@ -28,9 +28,12 @@ type saveJob struct {
 }
 
 // save puts every produced file in its destinations, or keeps it, and
-// records an image or video entry for each. A manifest is stored but gets
-// no entry: Qencode clients treat every images entry as a picture or the
-// VTT, and the manifest's facts are in the image entries already.
+// records an image or video entry for each. An output's manifest is kept
+// by thumbd whatever the destinations, and uploaded beside the images only
+// when asked for (Output.Manifest, Config.UploadManifests): a destination
+// gets what Qencode would put there. It has no entry of its own (Qencode
+// clients take every images entry for a picture or the VTT); the output's
+// image entries name it (saveManifest).
 //
 // Files are stored saveWorkers at a time; their entries are recorded in
 // order, in batches written about every saveFlushEvery, so that saving
@@ -42,9 +45,18 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 	}
 	var jobs []*saveJob
 	total := 0
+	manifests := map[*outputPlan]string{}
 	for _, p := range plans {
-		total += len(p.files) * max(1, len(p.out.Destinations))
+		m, err := e.saveManifest(ctx, token, p)
+		if err != nil {
+			return err
+		}
+		manifests[p] = m
 		for _, pf := range p.files {
+			if pf.kind == KindManifest {
+				continue
+			}
+			total += max(1, len(p.out.Destinations))
 			jobs = append(jobs, &saveJob{p: p, pf: pf, done: make(chan struct{})})
 		}
 	}
@@ -92,16 +104,13 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 		}
 		for _, loc := range j.locs {
 			stored++
-			if j.pf.kind == KindManifest {
-				continue
-			}
 			p, pf := j.p, j.pf
 			if v := pf.video; v != nil {
 				b.videos = append(b.videos, Video{Output: p.index, N: n[p], Format: v.format, UserTag: p.out.UserTag,
 					Location: loc, Size: v.size, Duration: v.duration, Bitrate: v.bitrate, Meta: v.meta})
 			} else {
 				b.images = append(b.images, Image{Output: p.index, N: n[p], Kind: pf.kind, Format: pf.format,
-					UserTag: p.out.UserTag, Location: loc, Width: pf.width, Height: pf.height, Frames: pf.frames})
+					UserTag: p.out.UserTag, Location: loc, Width: pf.width, Height: pf.height, Frames: pf.frames, Manifest: manifests[p]})
 			}
 			n[p]++
 		}
@@ -120,29 +129,19 @@ func (e *Engine) store1(ctx context.Context, token string, p *outputPlan, pf pro
 	switch {
 	case pf.kind == KindVTT:
 		ct = "text/vtt"
-	case pf.kind == KindManifest:
-		ct = "application/json"
 	case pf.video != nil:
 		ct = pf.video.contentType
 	}
 	var locs []storage.Location
 	if len(p.out.Destinations) == 0 {
-		name := token + "/" + pf.name
-		if p.out.Kind == KindThumbnails {
-			name = fmt.Sprintf("%s/thumbnails-%d/%s", token, p.index, pf.name)
-		}
-		loc, err := e.putLocal(ctx, name, pf.path, ct)
+		loc, err := e.putLocal(ctx, keptName(token, p, pf.name), pf.path, ct)
 		if err != nil {
 			return nil, fmt.Errorf("keeping %s: %w", pf.name, err)
 		}
 		locs = append(locs, loc)
 	}
 	for _, d := range p.out.Destinations {
-		if pf.kind == KindManifest {
-			d.URL = manifestURL(d.URL, p.out.Kind, p.index, fmt.Sprintf("thumbnail-%d.%s", p.index, p.format))
-		} else {
-			d.URL = objectURL(d.URL, p.out.Kind, p.index, pf.name)
-		}
+		d.URL = withSuffix(objectURL(d.URL, p.out.Kind, p.index, pf.name), d.URL, pf.suffix)
 		loc, err := e.putObject(ctx, d, pf.path, ct)
 		if err != nil {
 			return nil, err

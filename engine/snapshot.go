@@ -62,6 +62,9 @@ type Image struct {
 	Width    int // pixels; 0 for a VTT
 	Height   int
 	Frames   []Frame // the frames it shows: one for an image, one per tile for a sprite
+	// Manifest is the name thumbd keeps its output's manifest under
+	// (FileStore); "" when none is kept.
+	Manifest string
 }
 
 // Frame is one frame taken from the source.

@@ -23,6 +23,7 @@ const (
 	KindThumbnails OutputKind = "thumbnails" // an image every interval, plus a WebVTT file
 	KindMP4        OutputKind = "mp4"        // a video file: H.264 and AAC unless told otherwise
 	KindWebM       OutputKind = "webm"       // a video file: VP9 and Opus unless told otherwise
+	KindMetadata   OutputKind = "metadata"   // ffprobe's description of the source, as JSON
 )
 
 // ImageFormat is the encoding of an output image.
@@ -69,7 +70,13 @@ type Spec struct {
 	// Query is the query as the client sent it, kept to be shown (the
 	// console); the engine does not read it.
 	Query string `json:",omitempty"`
+	// Warnings are what the request got wrong without failing (a field
+	// that is not Qencode's); they are the task's first warnings.
+	Warnings []Warning
 }
+
+// Size is a box asked for, in pixels.
+type Size struct{ W, H int }
 
 // Output is one entry of a task's outputs.
 type Output struct {
@@ -81,6 +88,13 @@ type Output struct {
 	Time        *float64       // fraction 0..1 of the video duration
 	FrameNumber *int64         // 0-based frame index
 	StartTime   *time.Duration // offset from the start of the video
+
+	// Several times and sizes of a thumbnail: one image for each
+	// combination of a time of Times and a size of Sizes, times first.
+	// Times, when set, replace Time; Sizes replace Width, Height and
+	// Resolution. Each has two or more entries, or none.
+	Times []float64 // fractions 0..1 of the video duration
+	Sizes []Size
 
 	// Interval between thumbnails of a series.
 	Interval time.Duration
@@ -104,6 +118,10 @@ type Output struct {
 
 	UserTag      string
 	Destinations []storage.Destination // empty: thumbd keeps the files
+	// Manifest uploads the output's manifest to its destinations too
+	// (thumbd's own); Config.UploadManifests does it for every output.
+	// thumbd keeps every manifest either way.
+	Manifest bool
 }
 
 // Defaults the engine applies where a spec leaves a field zero.

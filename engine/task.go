@@ -191,6 +191,8 @@ type plannedFrame struct {
 	info      ffmpeg.FrameInfo // the frame delivered; PTS from the start of the video
 	strategy  ffmpeg.Strategy
 	took      time.Duration
+	geo       Geometry // the image's box
+	suffix    string   // what the image's name adds for its time and size, in a combination
 }
 
 // outputPlan is the work for one output.
@@ -208,6 +210,7 @@ type outputPlan struct {
 // producedFile is a file ready to be stored.
 type producedFile struct {
 	name          string // file name within the output's folder
+	suffix        string // a combination's image: inserted before a destination file name's extension
 	path          string
 	kind          ImageKind
 	format        string
@@ -226,6 +229,11 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 	}
 	defer source.Close()
 	src := source.URL()
+	if onlyMetadata(spec) {
+		// ffprobe's description is all that is asked for: no video stream
+		// needed, no frames planned.
+		return e.describeOnly(ctx, token, spec, source, dir)
+	}
 	media, err := e.cfg.Runner.Probe(ctx, src)
 	if err == nil {
 		err = source.Failure() // ffprobe may take a cut-off read for the end
@@ -255,9 +263,17 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		return err
 	}
 
-	var plans []*outputPlan
+	var plans, described []*outputPlan
 	var videos []*videoPlan
 	for i, o := range spec.Outputs {
+		if o.Kind == KindMetadata {
+			p, _, err := e.describe(ctx, i, o, source, dir)
+			if err != nil {
+				return explainRead(err, source)
+			}
+			described = append(described, p)
+			continue
+		}
 		if o.Kind.Video() {
 			if w := e.substituteCodecs(ctx, i, &o); w != nil {
 				e.update(ctx, token, func(s *Snapshot) {
@@ -298,6 +314,7 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 	for _, v := range videos {
 		plans = append(plans, &outputPlan{index: v.index, out: v.out, files: []producedFile{v.file}})
 	}
+	plans = append(plans, described...)
 	slices.SortFunc(plans, func(a, b *outputPlan) int { return a.index - b.index })
 	return e.save(ctx, token, plans)
 }
@@ -377,18 +394,73 @@ func frameRequests(plans []*outputPlan, m ffmpeg.Media) ([]ffmpeg.FrameRequest, 
 		rotate += ","
 	}
 	for _, p := range plans {
-		rd := ffmpeg.Render{Filter: rotate + FilterChain(p.geo, p.format, m.HDR()), Codec: CodecArgs(p.format, p.out.Quality), Ext: string(p.format)}
-		if p.out.Sprite && p.out.Kind == KindThumbnails {
-			// Tiles stay lossless until their sheet is encoded, once.
-			rd = ffmpeg.Render{Filter: rotate + FilterChain(p.geo, PNG, m.HDR()), Codec: CodecArgs(PNG, 0), Ext: string(PNG)}
+		render := func(geo Geometry) ffmpeg.Render {
+			if p.out.Sprite && p.out.Kind == KindThumbnails {
+				// Tiles stay lossless until their sheet is encoded, once.
+				return ffmpeg.Render{Filter: rotate + FilterChain(geo, PNG, m.HDR()), Codec: CodecArgs(PNG, 0), Ext: string(PNG)}
+			}
+			return ffmpeg.Render{Filter: rotate + FilterChain(geo, p.format, m.HDR()), Codec: CodecArgs(p.format, p.out.Quality), Ext: string(p.format)}
 		}
 		for _, f := range p.frames {
-			reqs = append(reqs, ffmpeg.FrameRequest{Want: f.want, Render: rd, Out: f.file})
+			reqs = append(reqs, ffmpeg.FrameRequest{Want: f.want, Render: render(f.geo), Out: f.file})
 			frames = append(frames, f)
 			owner = append(owner, p)
 		}
 	}
 	return reqs, frames, owner
+}
+
+// saveManifest keeps an output's manifest, under the name it has when the
+// output has no destination, and uploads it to the output's destinations
+// when asked for. It returns the kept name ("" when thumbd keeps no files).
+func (e *Engine) saveManifest(ctx context.Context, token string, p *outputPlan) (string, error) {
+	i := slices.IndexFunc(p.files, func(pf producedFile) bool { return pf.kind == KindManifest })
+	if i < 0 {
+		return "", nil
+	}
+	pf := p.files[i]
+	const ct = "application/json"
+	kept := ""
+	if e.cfg.Files != nil {
+		loc, err := e.putLocal(ctx, keptName(token, p, pf.name), pf.path, ct)
+		if err != nil {
+			return "", fmt.Errorf("keeping %s: %w", pf.name, err)
+		}
+		kept = loc.Key
+	}
+	if !e.cfg.UploadManifests && !p.out.Manifest {
+		return kept, nil
+	}
+	for _, d := range p.out.Destinations {
+		d.URL = manifestURL(d.URL, p.out.Kind, p.index, fmt.Sprintf("thumbnail-%d.%s", p.index, p.format))
+		if _, err := e.putObject(ctx, d, pf.path, ct); err != nil {
+			return "", err
+		}
+	}
+	return kept, nil
+}
+
+// keptName is the name thumbd keeps a file of an output under: in the
+// task's folder, or in the output's own folder for a series.
+func keptName(token string, p *outputPlan, name string) string {
+	if p.out.Kind == KindThumbnails {
+		return fmt.Sprintf("%s/thumbnails-%d/%s", token, p.index, name)
+	}
+	return token + "/" + name
+}
+
+// withSuffix puts a combination's suffix ("_0.25_320x240") into the URL
+// an image goes to when its destination URL names a file: before the
+// extension of the URL's last segment, or at its end when it has none
+// (poster.png → poster_0.25_320x240.png). A folder URL (ending in "/")
+// gets the image's own name, which says it already.
+func withSuffix(obj, dest, suffix string) string {
+	if suffix == "" || strings.HasSuffix(dest, "/") {
+		return obj
+	}
+	slash := strings.LastIndex(obj, "/")
+	ext := path.Ext(obj[slash+1:])
+	return strings.TrimSuffix(obj, ext) + suffix + ext
 }
 
 func (e *Engine) putLocal(ctx context.Context, name, file, ct string) (storage.Location, error) {
@@ -429,7 +501,7 @@ func (e *Engine) putObject(ctx context.Context, d storage.Destination, file, ct 
 // without the trailing "/" (a URL whose last segment has an image or .vtt
 // extension counts as a file in that folder).
 func objectURL(dest string, kind OutputKind, index int, name string) string {
-	if kind == KindThumbnail || kind.Video() {
+	if kind == KindThumbnail || kind == KindMetadata || kind.Video() {
 		if strings.HasSuffix(dest, "/") {
 			return dest + name
 		}
@@ -457,7 +529,7 @@ func wantIndex(spec Spec, m ffmpeg.Media) bool {
 	for _, o := range spec.Outputs {
 		switch o.Kind {
 		case KindThumbnail:
-			frames++
+			frames += max(1, len(o.Times)) // sizes share their frame
 		case KindThumbnails:
 			if o.Interval > 0 {
 				frames += int((dur + o.Interval - 1) / o.Interval)

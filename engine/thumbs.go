@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,7 +40,13 @@ func planOutput(idx int, o Output, def ffmpeg.Accuracy, m ffmpeg.Media, x *ffmpe
 	}
 	p := &outputPlan{index: idx, out: o, accuracy: acc, geo: geo, format: f}
 	dur := m.Duration()
-	var times []time.Duration
+	// Each image: where, and in which box with which name.
+	type shot struct {
+		at     time.Duration
+		geo    Geometry
+		suffix string
+	}
+	var shots []shot
 	switch o.Kind {
 	case KindThumbnail:
 		var at time.Duration
@@ -51,17 +58,42 @@ func planOutput(idx int, o Output, def ffmpeg.Accuracy, m ffmpeg.Media, x *ffmpe
 		case o.Time != nil:
 			at = time.Duration(*o.Time * float64(dur))
 		}
-		times = []time.Duration{at}
+		geos, names := []Geometry{geo}, []string{""}
+		if len(o.Sizes) > 0 {
+			geos, names = nil, nil
+			for _, sz := range o.Sizes {
+				boxed := o
+				boxed.Width, boxed.Height, boxed.Resolution = sz.W, sz.H, 0
+				g, err := Fit(dw, dh, boxed)
+				if err != nil {
+					return nil, err
+				}
+				geos, names = append(geos, g), append(names, fmt.Sprintf("_%dx%d", sz.W, sz.H))
+			}
+		}
+		ats, tnames := []time.Duration{at}, []string{""}
+		if len(o.Times) > 0 && o.FrameNumber == nil && o.StartTime == nil {
+			ats, tnames = nil, nil
+			for _, t := range o.Times {
+				ats, tnames = append(ats, time.Duration(t*float64(dur))), append(tnames, "_"+strconv.FormatFloat(t, 'f', -1, 64))
+			}
+		}
+		for i, at := range ats {
+			for j, g := range geos {
+				shots = append(shots, shot{at: at, geo: g, suffix: tnames[i] + names[j]})
+			}
+		}
 	case KindThumbnails:
-		for t := time.Duration(0); t < dur && len(times) < maxThumbnails; t += o.Interval {
-			times = append(times, t)
+		for t := time.Duration(0); t < dur && len(shots) < maxThumbnails; t += o.Interval {
+			shots = append(shots, shot{at: t, geo: geo})
 		}
 	}
 	ext := string(f)
 	if o.Sprite && o.Kind == KindThumbnails {
 		ext = "png" // tiles are lossless until the sheet is encoded
 	}
-	for i, at := range times {
+	for i, sh := range shots {
+		at := sh.at
 		want := ffmpeg.Want{At: m.VideoStart + at, Accuracy: acc}
 		if o.FrameNumber != nil {
 			if n := *o.FrameNumber; x != nil && n < int64(x.Frames()) {
@@ -75,6 +107,8 @@ func planOutput(idx int, o Output, def ffmpeg.Accuracy, m ffmpeg.Media, x *ffmpe
 			requested: at,
 			want:      want,
 			file:      filepath.Join(dir, fmt.Sprintf("o%d_f%05d.%s", idx, i+1, ext)),
+			geo:       sh.geo,
+			suffix:    sh.suffix,
 		})
 	}
 	return p, nil
@@ -89,9 +123,12 @@ func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, m ffmpeg.Media
 	}
 	ext := string(p.format)
 	if p.out.Kind == KindThumbnail {
-		f := p.frames[0]
-		p.files = []producedFile{{name: fmt.Sprintf("thumbnail-%d.%s", p.index, ext), path: f.file, kind: KindImage,
-			format: ext, width: p.geo.W, height: p.geo.H, frames: []Frame{frameOf(f)}}}
+		// One image, or one per combination of times and sizes, its name
+		// saying which (thumbnail-0_0.25_320x240.png).
+		for _, f := range p.frames {
+			p.files = append(p.files, producedFile{name: fmt.Sprintf("thumbnail-%d%s.%s", p.index, f.suffix, ext), suffix: f.suffix,
+				path: f.file, kind: KindImage, format: ext, width: f.geo.W, height: f.geo.H, frames: []Frame{frameOf(f)}})
+		}
 		return p.addManifest(m, x)
 	}
 	var cues []vtt.Cue
@@ -171,13 +208,9 @@ func (p *outputPlan) addManifest(m ffmpeg.Media, x *ffmpeg.FrameIndex) error {
 	if p.out.Kind == KindThumbnails {
 		man.Interval = sec(p.out.Interval)
 	}
-	var image string
 	for _, pf := range p.files {
 		if pf.kind != KindImage && pf.kind != KindSprite {
 			continue
-		}
-		if image == "" {
-			image = pf.name
 		}
 		cols := max(1, pf.width/max(1, p.geo.W))
 		for i, f := range pf.frames {
@@ -189,7 +222,7 @@ func (p *outputPlan) addManifest(m ffmpeg.Media, x *ffmpeg.FrameIndex) error {
 			man.Frames = append(man.Frames, mf)
 		}
 	}
-	name := manifestName(p.out.Kind, image)
+	name := manifestName(p.out.Kind, fmt.Sprintf("thumbnail-%d.%s", p.index, p.format))
 	file := filepath.Join(filepath.Dir(p.frames[0].file), fmt.Sprintf("o%d_%s", p.index, name))
 	if err := writeManifest(file, man); err != nil {
 		return err

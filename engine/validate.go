@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,6 +98,9 @@ func validateOutput(o Output) error {
 		if o.StartTime != nil && *o.StartTime < 0 {
 			return &ValidationError{Field: "start_time", Reason: "must not be negative"}
 		}
+		if err := validateCombinations(o); err != nil {
+			return err
+		}
 	case KindThumbnails:
 		if o.Interval <= 0 {
 			return &ValidationError{Field: "interval", Reason: "is required for thumbnails and must be a positive number of seconds"}
@@ -114,6 +118,7 @@ func validateOutput(o Output) error {
 		if err := validateVideo(o); err != nil {
 			return err
 		}
+	case KindMetadata:
 	default:
 		return &ValidationError{Field: "output", Reason: fmt.Sprintf("%q is not supported", o.Kind)}
 	}
@@ -124,6 +129,13 @@ func validateOutput(o Output) error {
 		if d.v < 0 || d.v > maxDimension {
 			return &ValidationError{Field: d.name, Reason: fmt.Sprintf("must be between 1 and %d", maxDimension)}
 		}
+	}
+	if o.Kind != KindThumbnail && (len(o.Times) > 0 || len(o.Sizes) > 0) {
+		field := "time"
+		if len(o.Times) == 0 {
+			field = "size"
+		}
+		return &ValidationError{Field: field, Reason: `takes one value except on output "thumbnail"`}
 	}
 	switch o.ResizeMode {
 	case "", ResizeScale, ResizeCrop:
@@ -151,6 +163,30 @@ func validateOutput(o Output) error {
 			}
 			return &ValidationError{Field: field, Reason: err.Error()}
 		}
+	}
+	return nil
+}
+
+// validateCombinations checks a thumbnail's lists of times and sizes.
+func validateCombinations(o Output) error {
+	for i, t := range o.Times {
+		if t < 0 || t > 1 {
+			return &ValidationError{Field: "time", Reason: "must be fractions of the duration between 0 and 1"}
+		}
+		if slices.Contains(o.Times[:i], t) {
+			return &ValidationError{Field: "time", Reason: fmt.Sprintf("lists %g twice", t)}
+		}
+	}
+	for i, sz := range o.Sizes {
+		if sz.W <= 0 || sz.H <= 0 || sz.W > maxDimension || sz.H > maxDimension {
+			return &ValidationError{Field: "size", Reason: fmt.Sprintf("sizes must be between 1x1 and %dx%d", maxDimension, maxDimension)}
+		}
+		if slices.Contains(o.Sizes[:i], sz) {
+			return &ValidationError{Field: "size", Reason: fmt.Sprintf("lists %dx%d twice", sz.W, sz.H)}
+		}
+	}
+	if n := max(1, len(o.Times)) * max(1, len(o.Sizes)); n > maxThumbnails {
+		return &ValidationError{Field: "time", Reason: fmt.Sprintf("times × sizes make %d images; at most %d", n, maxThumbnails)}
 	}
 	return nil
 }

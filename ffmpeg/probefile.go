@@ -64,10 +64,38 @@ func (r Runner) ProbeFile(ctx context.Context, path string) (File, error) {
 	if err := json.Unmarshal(out, &pj); err != nil {
 		return File{}, fmt.Errorf("reading ffprobe's description of the output: %w", err)
 	}
+	var size int64
+	if fi, err := os.Stat(path); err == nil {
+		size = fi.Size()
+	}
+	vf, video := describe(pj, size)
+	if !video {
+		return vf, errors.New("the output has no video stream")
+	}
+	if vf.VideoBitrate == 0 && vf.Duration > 0 {
+		// WebM keeps no per-stream bitrate: add up the video packets.
+		out, _, err := r.run(ctx, r.FFprobe, []string{"-hide_banner", "-v", "error", "-select_streams", "v:0",
+			"-show_entries", "packet=size", "-of", "csv=p=0", path})
+		if err == nil {
+			var total int64
+			for _, l := range strings.Fields(string(out)) {
+				n, _ := strconv.ParseInt(strings.TrimSuffix(l, ","), 10, 64)
+				total += n
+			}
+			vf.VideoBitrate = int(float64(total) * 8 / vf.Duration.Seconds() / 1000)
+		}
+	}
+	return vf, nil
+}
+
+// describe reads what ffprobe said of a file; size, when not 0, is the
+// file's size as the file system knows it. It reports whether the file has
+// a video stream.
+func describe(pj fileProbeJSON, size int64) (File, bool) {
 	var vf File
 	vf.Size, _ = strconv.ParseInt(pj.Format.Size, 10, 64)
-	if fi, err := os.Stat(path); err == nil {
-		vf.Size = fi.Size()
+	if size > 0 {
+		vf.Size = size
 	}
 	vf.Duration = parseSeconds(pj.Format.Duration)
 	if vf.Duration > 0 {
@@ -107,23 +135,7 @@ func (r Runner) ProbeFile(ctx context.Context, path string) (File, error) {
 			}
 		}
 	}
-	if !video {
-		return vf, errors.New("the output has no video stream")
-	}
-	if vf.VideoBitrate == 0 && vf.Duration > 0 {
-		// WebM keeps no per-stream bitrate: add up the video packets.
-		out, _, err := r.run(ctx, r.FFprobe, []string{"-hide_banner", "-v", "error", "-select_streams", "v:0",
-			"-show_entries", "packet=size", "-of", "csv=p=0", path})
-		if err == nil {
-			var total int64
-			for _, l := range strings.Fields(string(out)) {
-				n, _ := strconv.ParseInt(strings.TrimSuffix(l, ","), 10, 64)
-				total += n
-			}
-			vf.VideoBitrate = int(float64(total) * 8 / vf.Duration.Seconds() / 1000)
-		}
-	}
-	return vf, nil
+	return vf, video
 }
 
 // reducedRate reads ffprobe's "30000/1001" as a reduced fraction, or 0, 0.

@@ -48,9 +48,10 @@ type imageJSON struct {
 	Time          *float64    `json:"time,omitempty"`           // the frame's presentation time, seconds from the start of the video
 	RequestedTime *float64    `json:"requested_time,omitempty"` // the time asked for
 	Keyframe      *bool       `json:"keyframe,omitempty"`
-	Strategy      *string     `json:"strategy,omitempty"` // how the frame was extracted (ffmpeg.Strategy)
-	Took          *float64    `json:"took,omitempty"`     // seconds: the ffmpeg run that delivered it
-	Frames        []frameJSON `json:"frames,omitempty"`   // a sprite's tiles, in order
+	Strategy      *string     `json:"strategy,omitempty"`     // how the frame was extracted (ffmpeg.Strategy)
+	Took          *float64    `json:"took,omitempty"`         // seconds: the ffmpeg run that delivered it
+	Frames        []frameJSON `json:"frames,omitempty"`       // a sprite's tiles, in order
+	ManifestURL   *string     `json:"manifest_url,omitempty"` // the output's manifest, kept by thumbd
 }
 
 type frameJSON struct {
@@ -126,6 +127,10 @@ func TaskStatus(s engine.Snapshot, base string) *Status {
 		}
 		if im.Location.Type == "local" {
 			j.URL = base + "/storage/" + escapePath(im.Location.Key)
+		}
+		if im.Manifest != "" {
+			u := base + "/storage/" + escapePath(im.Manifest)
+			j.ManifestURL = &u
 		}
 		switch {
 		case im.Kind == engine.KindImage && len(im.Frames) == 1:

@@ -197,11 +197,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		Accuracy:  cfg.Accuracy,
 		Logger:    log,
 
-		Sources:     sources,
-		TaskTimeout: cfg.TaskTimeout,
-		MaxPixels:   cfg.MaxSourcePixels,
-		MaxOutputs:  cfg.MaxOutputs,
-		MaxImages:   cfg.MaxImages,
+		Sources:         sources,
+		TaskTimeout:     cfg.TaskTimeout,
+		MaxPixels:       cfg.MaxSourcePixels,
+		MaxOutputs:      cfg.MaxOutputs,
+		MaxImages:       cfg.MaxImages,
+		UploadManifests: cfg.UploadManifests,
 	})
 	var cons http.Handler
 	if cfg.Console {

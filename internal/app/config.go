@@ -54,9 +54,10 @@ type Config struct {
 	MaxOutputs           int           // outputs a task; 0: no limit
 	MaxImages            int           // images (and sprite tiles) a task; 0: no limit
 
-	Metrics       bool          // serve Prometheus metrics at /metrics
-	FilesURL      string        // s3:// bucket and prefix for kept files; empty: the data directory
-	FailoverAfter time.Duration // PostgreSQL: how long a dead instance's task waits before another runs it
+	Metrics         bool          // serve Prometheus metrics at /metrics
+	FilesURL        string        // s3:// bucket and prefix for kept files; empty: the data directory
+	FailoverAfter   time.Duration // PostgreSQL: how long a dead instance's task waits before another runs it
+	UploadManifests bool          // every output's manifest.json goes to its destinations too
 }
 
 // setting is one configuration knob: its flag, its environment variable,
@@ -195,6 +196,11 @@ func settings() []setting {
 		{"source-dirs", "THUMBD_SOURCE_DIRS", "", "comma-separated directories file:// sources may be read from; empty: file:// sources are refused", func(c *Config, v string) error {
 			c.SourceDirs = list(v)
 			return nil
+		}},
+		{"upload-manifests", "THUMBD_UPLOAD_MANIFESTS", "false", "also upload every output's manifest to its destinations, beside the images (thumbd keeps every manifest either way; an output's \"manifest\": 1 asks for it alone)", func(c *Config, v string) error {
+			b, err := parseBool(v)
+			c.UploadManifests = b
+			return err
 		}},
 		{"max-source-size", "THUMBD_MAX_SOURCE_SIZE", "20GiB", "largest source or upload accepted, like 500MB or 20GiB; 0: no limit", func(c *Config, v string) error {
 			n, err := parseSize(v)

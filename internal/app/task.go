@@ -67,16 +67,17 @@ func RunTask(ctx context.Context, cfg Config, log *slog.Logger, spec engine.Spec
 	// One key, known only here: nobody else can reach this engine.
 	key := engine.NewToken()
 	eng := engine.New(engine.Config{
-		APIKeys:     []string{key},
-		Workers:     cfg.Workers,
-		Accuracy:    cfg.Accuracy,
-		WorkDir:     filepath.Join(cfg.DataDir, "work"),
-		Runner:      runner,
-		Objects:     objects,
-		Files:       files,
-		Sources:     sources,
-		TaskTimeout: cfg.TaskTimeout,
-		Logger:      log,
+		APIKeys:         []string{key},
+		Workers:         cfg.Workers,
+		Accuracy:        cfg.Accuracy,
+		WorkDir:         filepath.Join(cfg.DataDir, "work"),
+		Runner:          runner,
+		Objects:         objects,
+		Files:           files,
+		Sources:         sources,
+		TaskTimeout:     cfg.TaskTimeout,
+		UploadManifests: cfg.UploadManifests,
+		Logger:          log,
 	})
 	engCtx, stopEngine := context.WithCancel(ctx)
 	engDone := make(chan error, 1)

@@ -18,7 +18,7 @@ import (
 // compiling instead). A change of what is stored is a new Version, and
 // Decode keeps reading the older ones; only a key added with omitempty,
 // whose absence reads as its zero value and which an older thumbd may
-// ignore (Query), keeps the version.
+// ignore (Query; Warnings, Times, Sizes, Manifest), keeps the version.
 const Version = 1
 
 // checkVersion returns the version of a stored document from its Version
@@ -43,12 +43,13 @@ func (d *snapDoc) version() int { return d.Version }
 
 // specDoc is how an engine.Spec is stored.
 type specDoc struct {
-	Version     int         `json:"Version"`
-	Source      string      `json:"Source"`
-	Outputs     []outputDoc `json:"Outputs"`
-	CallbackURL string      `json:"CallbackURL"`
-	Payload     string      `json:"Payload"`
-	Query       string      `json:"Query,omitempty"` // the query as received, shown by the console
+	Version     int          `json:"Version"`
+	Source      string       `json:"Source"`
+	Outputs     []outputDoc  `json:"Outputs"`
+	CallbackURL string       `json:"CallbackURL"`
+	Payload     string       `json:"Payload"`
+	Warnings    []warningDoc `json:"Warnings,omitempty"`
+	Query       string       `json:"Query,omitempty"` // the query as received, shown by the console
 }
 
 // Durations are stored as whole nanoseconds.
@@ -71,6 +72,14 @@ type outputDoc struct {
 	Accuracy     string           `json:"Accuracy"`
 	UserTag      string           `json:"UserTag"`
 	Destinations []destinationDoc `json:"Destinations"`
+	Times        []float64        `json:"Times,omitempty"`
+	Sizes        []sizeDoc        `json:"Sizes,omitempty"`
+	Manifest     bool             `json:"Manifest,omitempty"`
+}
+
+type sizeDoc struct {
+	W int `json:"W"`
+	H int `json:"H"`
 }
 
 type videoSettingsDoc struct {
@@ -132,6 +141,7 @@ type imageDoc struct {
 	Width    int         `json:"Width"`
 	Height   int         `json:"Height"`
 	Frames   []frameDoc  `json:"Frames"`
+	Manifest string      `json:"Manifest,omitempty"`
 }
 
 type locationDoc struct {
@@ -197,11 +207,21 @@ func each[T, U any](in []T, f func(T) U) []U {
 func setString[S ~string](dst *S, s string) { *dst = S(s) }
 
 func toSpecDoc(s engine.Spec) specDoc {
-	return specDoc{Version: Version, Source: s.Source, Outputs: each(s.Outputs, toOutputDoc), CallbackURL: s.CallbackURL, Payload: s.Payload, Query: s.Query}
+	return specDoc{Version: Version, Source: s.Source, Outputs: each(s.Outputs, toOutputDoc), CallbackURL: s.CallbackURL, Payload: s.Payload,
+		Warnings: each(s.Warnings, toWarningDoc), Query: s.Query}
 }
 
 func (d specDoc) spec() engine.Spec {
-	return engine.Spec{Source: d.Source, Outputs: each(d.Outputs, outputDoc.output), CallbackURL: d.CallbackURL, Payload: d.Payload, Query: d.Query}
+	return engine.Spec{Source: d.Source, Outputs: each(d.Outputs, outputDoc.output), CallbackURL: d.CallbackURL, Payload: d.Payload,
+		Warnings: each(d.Warnings, warningDoc.warning), Query: d.Query}
+}
+
+func toWarningDoc(w engine.Warning) warningDoc {
+	return warningDoc{Message: w.Message, Details: w.Details, Tag: w.Tag}
+}
+
+func (d warningDoc) warning() engine.Warning {
+	return engine.Warning{Message: d.Message, Details: d.Details, Tag: d.Tag}
 }
 
 func toOutputDoc(o engine.Output) outputDoc {
@@ -210,6 +230,7 @@ func toOutputDoc(o engine.Output) outputDoc {
 		Width: o.Width, Height: o.Height, Resolution: o.Resolution, ResizeMode: string(o.ResizeMode),
 		Format: string(o.Format), Quality: o.Quality, Sprite: o.Sprite, Columns: o.Columns, Rows: o.Rows,
 		Video: toVideoSettingsDoc(o.Video), Accuracy: string(o.Accuracy), UserTag: o.UserTag,
+		Times: o.Times, Sizes: each(o.Sizes, func(s engine.Size) sizeDoc { return sizeDoc{W: s.W, H: s.H} }), Manifest: o.Manifest,
 		Destinations: each(o.Destinations, func(d storage.Destination) destinationDoc {
 			return destinationDoc{URL: d.URL, Key: d.Key, Secret: d.Secret, Permissions: d.Permissions, StorageClass: d.StorageClass, CacheControl: d.CacheControl}
 		}),
@@ -221,6 +242,7 @@ func (d outputDoc) output() engine.Output {
 		Time: d.Time, FrameNumber: d.FrameNumber, StartTime: d.StartTime, Interval: d.Interval,
 		Width: d.Width, Height: d.Height, Resolution: d.Resolution, Quality: d.Quality,
 		Sprite: d.Sprite, Columns: d.Columns, Rows: d.Rows, Video: d.Video.settings(), UserTag: d.UserTag,
+		Times: d.Times, Sizes: each(d.Sizes, func(s sizeDoc) engine.Size { return engine.Size{W: s.W, H: s.H} }), Manifest: d.Manifest,
 		Destinations: each(d.Destinations, func(d destinationDoc) storage.Destination {
 			return storage.Destination{URL: d.URL, Key: d.Key, Secret: d.Secret, Permissions: d.Permissions, StorageClass: d.StorageClass, CacheControl: d.CacheControl}
 		}),
@@ -281,7 +303,7 @@ func (d snapDoc) snapshot() engine.Snapshot {
 func toImageDoc(im engine.Image) imageDoc {
 	return imageDoc{
 		Output: im.Output, N: im.N, Kind: string(im.Kind), Format: im.Format, UserTag: im.UserTag,
-		Location: toLocationDoc(im.Location), Width: im.Width, Height: im.Height,
+		Location: toLocationDoc(im.Location), Width: im.Width, Height: im.Height, Manifest: im.Manifest,
 		Frames: each(im.Frames, func(f engine.Frame) frameDoc {
 			return frameDoc{Requested: f.Requested, Actual: f.Actual, Keyframe: f.Keyframe, Strategy: string(f.Strategy), Took: f.Took}
 		}),
@@ -291,7 +313,7 @@ func toImageDoc(im engine.Image) imageDoc {
 func (d imageDoc) image() engine.Image {
 	im := engine.Image{
 		Output: d.Output, N: d.N, Format: d.Format, UserTag: d.UserTag,
-		Location: d.Location.location(), Width: d.Width, Height: d.Height,
+		Location: d.Location.location(), Width: d.Width, Height: d.Height, Manifest: d.Manifest,
 		Frames: each(d.Frames, func(d frameDoc) engine.Frame {
 			f := engine.Frame{Requested: d.Requested, Actual: d.Actual, Keyframe: d.Keyframe, Took: d.Took}
 			setString(&f.Strategy, d.Strategy)

@@ -1,6 +1,7 @@
 package taskrow
 
 import (
+	"slices"
 	"time"
 
 	"github.com/thumbd/thumbd/engine"
@@ -21,9 +22,11 @@ func sample() engine.TaskRecord {
 			CallbackURL: "https://example.com/callback?x=1",
 			Payload:     `{"order":7}`,
 			Query:       `{"query": {"source": "https://example.com/video.mp4", "format": [{"output": "thumbnail"}]}}`,
+			Warnings:    []engine.Warning{{Message: "Unknown field", Details: `format[0].widht is not a Qencode field and was ignored; did you mean "width"?`}},
 			Outputs: []engine.Output{
 				{Kind: "thumbnail", Time: &f, Width: 320, Height: 180, ResizeMode: "crop", Format: "webp", Quality: 80,
-					Accuracy: "keyframe", UserTag: "poster", Destinations: []storage.Destination{{URL: "s3://s3.example.com/bucket/a.webp",
+					Accuracy: "keyframe", UserTag: "poster", Times: []float64{0.25, 0.5}, Sizes: []engine.Size{{W: 320, H: 180}, {W: 64, H: 64}}, Manifest: true,
+					Destinations: []storage.Destination{{URL: "s3://s3.example.com/bucket/a.webp",
 						Key: "AKID", Secret: "SECRET", Permissions: "public-read", StorageClass: "STANDARD", CacheControl: "max-age=60"}}},
 				{Kind: "thumbnails", FrameNumber: &n, Interval: 10 * time.Second, Resolution: 240, Format: "jpg", Sprite: true, Columns: 5, Rows: 4},
 				{Kind: "mp4", StartTime: &st, Video: engine.VideoSettings{Duration: 5 * time.Second, FrameRate: engine.Rate{Num: 30000, Den: 1001},
@@ -37,7 +40,7 @@ func sample() engine.TaskRecord {
 			Percent: 100,
 			Error:   "",
 			Images: []engine.Image{
-				{Output: 0, N: 1, Kind: "image", Format: "webp", UserTag: "poster", Width: 320, Height: 180,
+				{Output: 0, N: 1, Kind: "image", Format: "webp", UserTag: "poster", Width: 320, Height: 180, Manifest: "0123456789abcdef0123456789abcdef/thumbnail-0.manifest.json",
 					Location: storage.Location{URL: "s3://s3.example.com/bucket/a.webp", Type: "custom_s3", Scheme: "https", Host: "s3.example.com", Port: 9000, Bucket: "bucket", Key: "a.webp"},
 					Frames:   []engine.Frame{{Requested: 2500 * time.Millisecond, Actual: 2502 * time.Millisecond, Keyframe: true, Strategy: "keyframe", Took: 80 * time.Millisecond}}},
 				{Output: 1, N: 2, Kind: "sprite", Format: "jpg", Width: 1600, Height: 900,
@@ -54,4 +57,24 @@ func sample() engine.TaskRecord {
 			Payload:    `{"order":7}`,
 		},
 	}
+}
+
+// sampleBefore is sample without the keys added after the first rows were
+// written (Owner, Query, Warnings, Times, Sizes, Manifest): what
+// testdata/row-unversioned.json holds.
+func sampleBefore() engine.TaskRecord {
+	r := sample()
+	r.Owner = ""
+	spec := *r.Spec
+	spec.Query, spec.Warnings = "", nil
+	spec.Outputs = slices.Clone(spec.Outputs)
+	for i := range spec.Outputs {
+		spec.Outputs[i].Times, spec.Outputs[i].Sizes, spec.Outputs[i].Manifest = nil, nil, false
+	}
+	r.Spec = &spec
+	r.Snap.Images = slices.Clone(r.Snap.Images)
+	for i := range r.Snap.Images {
+		r.Snap.Images[i].Manifest = ""
+	}
+	return r
 }

@@ -92,9 +92,9 @@ func TestUnversionedRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// It was written before tasks kept their owner and query.
-	want := sample()
-	want.Owner, want.Spec.Query = "", ""
+	// It was written before tasks kept their owner, query, warnings and
+	// lists of times and sizes.
+	want := sampleBefore()
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
 	}
