@@ -108,9 +108,14 @@ type wireStatus struct {
 			Time          float64 `json:"time"`
 			Strategy      string  `json:"strategy"`
 		} `json:"frames"`
+		ManifestURL string `json:"manifest_url"`
 	} `json:"images"`
 	Videos   []any `json:"videos"`
-	Warnings []any `json:"warnings"`
+	Warnings []struct {
+		Message string  `json:"message"`
+		Details string  `json:"details"`
+		Tag     *string `json:"tag"`
+	} `json:"warnings"`
 }
 
 // TestSeedQueryThroughNodeSDK runs the thumbnail part of the query in
@@ -131,15 +136,15 @@ func TestSeedQueryThroughNodeSDK(t *testing.T) {
 		"source": src,
 		"format": []any{
 			map[string]any{"output": "thumbnail", "time": "0.15", "width": "320", "height": "240",
-				"destination": dest("qencode3", "test/thumb/15_320x240.png"), "user_tag": "15_320x240"},
+				"destination": dest("qencode3", "test/thumb/15_320x240.png"), "user_tag": "15_320x240", "manifest": 1},
 			map[string]any{"output": "thumbnail", "time": "0.50", "width": "320", "height": "240",
 				"destination": []any{dest("qencode3", "test/thumb/50_320x240.png"), dest("mirror", "copy/50.png")}, "user_tag": "50_320x240"},
 			map[string]any{"output": "thumbnails", "interval": "2", "width": 160, "image_format": "jpg", "quality": "90",
-				"destination": dest("qencode3", "test/series/")},
+				"destination": dest("qencode3", "test/series/"), "manifest": "1"},
 			map[string]any{"output": "thumbnails", "interval": 1, "sprite": 1, "columns": "4", "image_format": "webp",
 				"destination": dest("qencode3", "test/sprite")},
 			map[string]any{"output": "thumbnails", "interval": "1.5", "width": 160, "image_format": "jpg", "accuracy": "keyframe",
-				"destination": dest("qencode3", "test/keyframes/")},
+				"destination": dest("qencode3", "test/keyframes/"), "manifest": 1},
 		},
 	}
 	res := runSDK(t, base, query, `{"job":"seed"}`)
@@ -215,7 +220,7 @@ func TestSeedQueryThroughNodeSDK(t *testing.T) {
 			t.Errorf("%s: strategy %v keyframe %v, want seek or pass, not a keyframe", c.tag, im.Strategy, im.Keyframe)
 		}
 	}
-	// Every output has a manifest beside its images.
+	// Outputs with "manifest": 1 have their manifest beside their images.
 	man := readManifest(t, s3, "qencode3", "test/thumb/15_320x240.manifest.json")
 	if man.Accuracy != "exact" || len(man.Frames) != 1 || man.Frames[0].File != "thumbnail-0.png" || man.Frames[0].RequestedTime != 1.5 {
 		t.Errorf("thumbnail manifest %+v", man)
@@ -288,13 +293,26 @@ func TestSeedQueryThroughNodeSDK(t *testing.T) {
 		}
 		checkFrame(t, fmt.Sprintf("tile %d", i), sheet, image.Rect(x, y, x+w, y+h), c.Start.Seconds(), nil)
 	}
-	man = readManifest(t, s3, "qencode3", "test/sprite/manifest.json")
+	// The sprite's output did not ask for its manifest: thumbd keeps it
+	// and links it from the status.
+	var sprite string
+	for _, im := range st.Images {
+		if strings.HasPrefix(im.Tag, "image-3-") && (sprite == "" || sprite == im.ManifestURL) {
+			sprite = im.ManifestURL
+		} else if strings.HasPrefix(im.Tag, "image-3-") {
+			t.Errorf("%s names manifest %q, not %q", im.Tag, im.ManifestURL, sprite)
+		}
+	}
+	code, body := get(t, sprite)
+	if code != http.StatusOK || json.Unmarshal(body, &man) != nil {
+		t.Fatalf("GET %q: %d %s", sprite, code, body)
+	}
 	for i, f := range man.Frames {
 		if want := fmt.Sprintf("%d,%d,160,90", (i%4)*160, (i/4)*90); f.File != "sprite_0001.webp" || f.XYWH != want || f.RequestedTime != float64(i) {
 			t.Errorf("sprite manifest frame %d: %+v, want xywh %s", i, f, want)
 		}
 	}
-	if keys := s3.ListKeys(t, "qencode3", "test/sprite/"); !slices.Equal(keys, []string{"test/sprite/manifest.json", "test/sprite/sprite_0001.webp", "test/sprite/thumbnails.vtt"}) {
+	if keys := s3.ListKeys(t, "qencode3", "test/sprite/"); !slices.Equal(keys, []string{"test/sprite/sprite_0001.webp", "test/sprite/thumbnails.vtt"}) {
 		t.Errorf("sprite folder holds %v", keys)
 	}
 }
