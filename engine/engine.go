@@ -71,6 +71,10 @@ type Config struct {
 	// beside the images; otherwise only outputs that ask (Output.Manifest)
 	// get one there. thumbd keeps every manifest either way.
 	UploadManifests bool
+	// ProbeCache is how many sources' probes and frame indexes are kept
+	// for tasks that read the same source again unchanged (see
+	// ContentKeyer); 0 takes the default, 256; negative keeps none.
+	ProbeCache int
 }
 
 // Event is something that happened to a task that its owner is told of.
@@ -112,11 +116,15 @@ type Engine struct {
 	queue    Queue
 	procs    ffmpeg.Slots // one slot per ffmpeg process allowed to run (THUMBD_WORKERS)
 	encoders *encoders    // what the runner's ffmpeg said of its encoders
+	probes   *ffmpeg.ProbeCache
 
 	mu      sync.Mutex
 	closed  bool
 	running map[string]context.CancelCauseFunc // tasks under way
 }
+
+// DefaultProbeCache is how many sources' probes are kept by default.
+const DefaultProbeCache = 256
 
 // MinAPIKeyLength is the shortest API key accepted when no keys are
 // configured; Qencode's SDKs refuse shorter keys themselves.
@@ -157,6 +165,9 @@ func New(cfg Config) *Engine {
 	if cfg.Queue == nil {
 		cfg.Queue = NewMemoryQueue(4096, cfg.Workers)
 	}
+	if cfg.ProbeCache == 0 {
+		cfg.ProbeCache = DefaultProbeCache
+	}
 	return &Engine{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -164,6 +175,7 @@ func New(cfg Config) *Engine {
 		queue:    cfg.Queue,
 		procs:    ffmpeg.NewSlots(cfg.Workers),
 		encoders: &encoders{runner: cfg.Runner},
+		probes:   ffmpeg.NewProbeCache(cfg.ProbeCache, 0),
 
 		running: map[string]context.CancelCauseFunc{},
 	}

@@ -28,6 +28,23 @@ type OpenSource interface {
 	Close()
 }
 
+// ContentKeyer is implemented by OpenSources that can name their content:
+// a key that changes whenever the bytes may have (the URL with the
+// validators its origin sent, a file's identity and modification time, an
+// upload's hash), or "" when they cannot tell. The engine reuses what it
+// learned of a source (its probe and frame index) under this key.
+type ContentKeyer interface {
+	ContentKey() string
+}
+
+// contentKey is src's ContentKey, or "".
+func contentKey(src OpenSource) string {
+	if k, ok := src.(ContentKeyer); ok {
+		return k.ContentKey()
+	}
+	return ""
+}
+
 // TaskReleaser is implemented by Sources that keep something for a task,
 // such as its direct uploads, until the task has ended for good (completed
 // or failed; not interrupted by a shutdown, after which it runs again).

@@ -234,12 +234,17 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		// needed, no frames planned.
 		return e.describeOnly(ctx, token, spec, source, dir)
 	}
-	media, err := e.cfg.Runner.Probe(ctx, src)
-	if err == nil {
-		err = source.Failure() // ffprobe may take a cut-off read for the end
-	}
-	if err != nil {
-		return explainRead(err, source)
+	key := contentKey(source)
+	media, index, known := e.probes.Get(key)
+	if !known {
+		media, err = e.cfg.Runner.Probe(ctx, src)
+		if err == nil {
+			err = source.Failure() // ffprobe may take a cut-off read for the end
+		}
+		if err != nil {
+			return explainRead(err, source)
+		}
+		e.probes.Put(key, media, nil)
 	}
 	if max := e.cfg.MaxPixels; max > 0 && int64(media.Width)*int64(media.Height) > max {
 		return &sourceError{Reason: fmt.Sprintf("the source's video is %dx%d, %s a frame, more than this server's limit of %s (THUMBD_MAX_SOURCE_PIXELS): %s",
@@ -252,9 +257,16 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 			s.SourceSize = n
 		}
 	})
-	var index *ffmpeg.FrameIndex
-	if wantIndex(spec, media) {
+	switch {
+	case countFrames(spec, media) < 2:
+		// One frame: an input seek, in one process, is the cheapest way,
+		// index or not.
+		index = nil
+	case index == nil && wantIndex(spec, media):
 		index = e.index(ctx, token, src, media)
+		if index != nil {
+			e.probes.Put(key, media, index)
+		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -525,6 +537,19 @@ func objectURL(dest string, kind OutputKind, index int, name string) string {
 // anyway. A single remote thumbnail costs a few range requests instead.
 func wantIndex(spec Spec, m ffmpeg.Media) bool {
 	dur := m.Duration()
+	frames := countFrames(spec, m)
+	if frames < 2 {
+		return false
+	}
+	if strings.HasPrefix(spec.Source, "file://") || strings.HasPrefix(spec.Source, "tus:") {
+		return true
+	}
+	return time.Duration(frames)*2*time.Second >= dur
+}
+
+// countFrames is how many frames spec's image outputs ask for.
+func countFrames(spec Spec, m ffmpeg.Media) int {
+	dur := m.Duration()
 	frames := 0
 	for _, o := range spec.Outputs {
 		switch o.Kind {
@@ -536,11 +561,5 @@ func wantIndex(spec Spec, m ffmpeg.Media) bool {
 			}
 		}
 	}
-	if frames < 2 {
-		return false
-	}
-	if strings.HasPrefix(spec.Source, "file://") || strings.HasPrefix(spec.Source, "tus:") {
-		return true
-	}
-	return time.Duration(frames)*2*time.Second >= dur
+	return frames
 }

@@ -2,8 +2,10 @@ package ffmpeg
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -95,10 +97,32 @@ type probeJSON struct {
 	} `json:"format"`
 }
 
+type packetsJSON struct {
+	Packets []packetJSON `json:"packets"`
+}
+
+type packetJSON struct {
+	Stream   int    `json:"stream_index"`
+	PTS      string `json:"pts_time"`
+	Duration string `json:"duration_time"`
+}
+
+// probeEntries are what ProbeArgs asks ffprobe for.
+const probeEntries = "format=format_name,start_time,duration,size:stream=index,codec_type,codec_name,width,height,sample_aspect_ratio,avg_frame_rate,r_frame_rate,time_base,start_time,duration,color_transfer:stream_tags=rotate,DURATION:stream_disposition=attached_pic:stream_side_data=side_data_type,rotation"
+
 // ProbeArgs builds the ffprobe invocation that describes src's streams.
 func ProbeArgs(src string) []string {
+	args := []string{"-hide_banner", "-v", "error", "-of", "json", "-show_entries", probeEntries}
+	return append(args, InputArgs(src)...)
+}
+
+// ProbeTailArgs builds the one ffprobe invocation that describes src's
+// streams and lists the packets from the last keyframe of the file to its
+// end: the seek to a time past the end lands on the last keyframe, where
+// the last frame's packet is found without decoding anything.
+func ProbeTailArgs(src string) []string {
 	args := []string{"-hide_banner", "-v", "error", "-of", "json",
-		"-show_entries", "format=format_name,start_time,duration,size:stream=index,codec_type,codec_name,width,height,sample_aspect_ratio,avg_frame_rate,r_frame_rate,time_base,start_time,duration,color_transfer:stream_tags=rotate,DURATION:stream_disposition=attached_pic:stream_side_data=side_data_type,rotation"}
+		"-read_intervals", "99999999%", "-show_entries", probeEntries + ":packet=stream_index,pts_time,duration_time"}
 	return append(args, InputArgs(src)...)
 }
 
@@ -115,17 +139,41 @@ func TailPacketsArgs(src string, stream int, from time.Duration) []string {
 
 // Probe describes src. It fails with a *SourceError when src has no video
 // stream or cannot be read.
+//
+// It runs one ffprobe (ProbeTailArgs) where that finds the last frame,
+// and otherwise describes the streams and looks for the last frame's packet
+// in separate runs.
 func (r Runner) Probe(ctx context.Context, src string) (Media, error) {
-	out, _, err := r.run(ctx, r.FFprobe, ProbeArgs(src))
-	if err != nil {
-		if ctx.Err() != nil {
-			return Media{}, err
-		}
-		return Media{}, &SourceError{Reason: "the source could not be read as media: it is damaged, truncated or not a video", Err: err}
+	var (
+		pj   probeJSON
+		tail []packetJSON
+	)
+	out, err := r.probeTail(ctx, src)
+	if err != nil && ctx.Err() != nil {
+		return Media{}, err
 	}
-	var pj probeJSON
-	if err := json.Unmarshal(out, &pj); err != nil {
-		return Media{}, &SourceError{Reason: "the source could not be read as media", Err: err}
+	var both struct {
+		probeJSON
+		packetsJSON
+	}
+	if err != nil || json.Unmarshal(out, &both) != nil || len(both.Streams) == 0 {
+		// The seek past the end failed, or said nothing of the streams:
+		// describe them on their own.
+		out, _, err := r.run(ctx, r.FFprobe, ProbeArgs(src))
+		if err != nil {
+			if ctx.Err() != nil {
+				return Media{}, err
+			}
+			return Media{}, &SourceError{Reason: "the source could not be read as media: it is damaged, truncated or not a video", Err: err}
+		}
+		if err := json.Unmarshal(out, &pj); err != nil {
+			return Media{}, &SourceError{Reason: "the source could not be read as media", Err: err}
+		}
+	} else {
+		pj, tail = both.probeJSON, both.Packets
+		if !seeksByIndex(pj.Format.FormatName) {
+			tail = nil // found by the slower, surer way below
+		}
 	}
 	m := Media{FormatName: pj.Format.FormatName, SARNum: 1, SARDen: 1}
 	m.Size, _ = strconv.ParseInt(pj.Format.Size, 10, 64)
@@ -197,13 +245,16 @@ func (r Runner) Probe(ctx context.Context, src string) (Media, error) {
 	if end == 0 {
 		end = fmtDur
 	}
-	from := m.VideoStart + end - 10*time.Second
-	if from < m.Start {
-		from = m.Start
-	}
-	last, ok := r.lastPTS(ctx, src, video, from)
-	if !ok && from > m.Start {
-		last, ok = r.lastPTS(ctx, src, video, m.Start)
+	last, ok := lastOf(tail, video)
+	if !ok {
+		from := m.VideoStart + end - 10*time.Second
+		if from < m.Start {
+			from = m.Start
+		}
+		last, ok = r.lastPTS(ctx, src, video, from)
+		if !ok && from > m.Start {
+			last, ok = r.lastPTS(ctx, src, video, m.Start)
+		}
 	}
 	if !ok {
 		if ctx.Err() != nil {
@@ -227,6 +278,60 @@ func (r Runner) Probe(ctx context.Context, src string) (Media, error) {
 	}
 	m.LastFrame = last
 	return m, nil
+}
+
+// maxProbeOutput bounds what the one-run probe may print (a few hundred
+// bytes a packet): past it, as with a source that never ends, the run is
+// stopped and the last frame looked for the way that keeps memory flat.
+const maxProbeOutput = 8 << 20
+
+// errProbeOutput is a one-run probe that printed too much.
+var errProbeOutput = errors.New("ffprobe printed too much")
+
+// probeTail runs ProbeTailArgs and returns what it printed.
+func (r Runner) probeTail(ctx context.Context, src string) ([]byte, error) {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, r.FFprobe, ProbeTailArgs(src)...)
+	out := &cappedBuffer{max: maxProbeOutput, over: cancel}
+	cmd.Stdout = out
+	cmd.Stderr = io.Discard
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 3 * time.Second
+	err := cmd.Run()
+	if out.exceeded {
+		return nil, errProbeOutput
+	}
+	return out.b.Bytes(), err
+}
+
+// cappedBuffer keeps up to max bytes; past them it drops what comes and
+// calls over.
+type cappedBuffer struct {
+	b        bytes.Buffer
+	max      int
+	over     func()
+	exceeded bool
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if c.exceeded || c.b.Len()+len(p) > c.max {
+		if !c.exceeded {
+			c.exceeded = true
+			c.over()
+		}
+		return len(p), nil
+	}
+	return c.b.Write(p)
+}
+
+// seeksByIndex reports whether the demuxer of ffprobe's format name seeks
+// through the file's own index (MP4 and QuickTime, Matroska and WebM), so
+// that a seek past the end lands on the last keyframe and the packets from
+// there hold the last frame. Other formats (MPEG-TS, AVI, raw streams) seek
+// by searching and may land elsewhere.
+func seeksByIndex(format string) bool {
+	return strings.Contains(format, "mp4") || strings.HasPrefix(format, "mov,") || strings.Contains(format, "matroska")
 }
 
 // still reports whether ffprobe's format name is that of a single image:
@@ -270,6 +375,22 @@ func (r Runner) lastPTS(ctx context.Context, src string, stream int, from time.D
 	}
 	if err := cmd.Wait(); err != nil || sc.Err() != nil {
 		return 0, false
+	}
+	return last, found
+}
+
+// lastOf returns the largest presentation time among the packets of
+// stream.
+func lastOf(packets []packetJSON, stream int) (time.Duration, bool) {
+	var last time.Duration
+	found := false
+	for _, p := range packets {
+		if p.Stream != stream || p.PTS == "" || p.PTS == "N/A" {
+			continue
+		}
+		if t := parseSeconds(p.PTS); !found || t > last {
+			last, found = t, true
+		}
 	}
 	return last, found
 }

@@ -1,6 +1,7 @@
 package ffmpeg
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -115,20 +116,21 @@ func TestProbeFakeFFprobe(t *testing.T) {
 		}
 		return b.String() + "N/A\n"
 	}
+	// combined is the one-run output (ProbeTailArgs): the packets, with
+	// their stream, and the description.
+	combined := func(probe, packets, stream string) string {
+		if !strings.HasPrefix(probe, "{") {
+			return probe
+		}
+		var ps []string
+		for _, pts := range strings.Fields(packets) {
+			ps = append(ps, `{"stream_index":`+cmp.Or(stream, "0")+`,"pts_time":"`+pts+`","duration_time":"0.040000"}`)
+		}
+		return `{"packets":[` + strings.Join(ps, ",") + "]," + strings.TrimPrefix(probe, "{")
+	}
 	cover := `{"index":0,"codec_type":"video","codec_name":"mjpeg","width":300,"height":300,"disposition":{"attached_pic":1}}`
 	audio := `{"index":0,"codec_type":"audio","codec_name":"aac","start_time":"0.000000","duration":"10.000000"}`
-	tests := []struct {
-		name       string
-		probe      string
-		packets    string
-		rc         int
-		stream     string // -select_streams wanted
-		rotation   int
-		frameDur   time.Duration
-		lastFrame  time.Duration
-		codec      string
-		errContain string
-	}{
+	tests := []fakeProbe{
 		{name: "plain", probe: probe(fmt.Sprintf(video, 0, "25/1", "25/1", "10.000000", "")), packets: packets("9.800000", "9.960000", "9.880000"),
 			stream: "0", frameDur: 40 * time.Millisecond, lastFrame: 9960 * time.Millisecond, codec: "h264"},
 		{name: "cover art first", probe: probe(cover, fmt.Sprintf(video, 1, "25/1", "25/1", "10.000000", "")), packets: packets("9.960000"),
@@ -149,46 +151,83 @@ func TestProbeFakeFFprobe(t *testing.T) {
 		{name: "not json", probe: "garbage", packets: packets(), errContain: "could not be read"},
 		{name: "ffprobe fails", probe: "{}", rc: 1, packets: packets(), errContain: "could not be read"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			write := func(name, s string) {
-				if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			write("probe.json", tt.probe)
-			write("packets.json", tt.packets)
-			script := fmt.Sprintf("#!/bin/sh\necho \"$@\" >> '%[1]s/args'\ncase \"$*\" in\n*packet=*) cat '%[1]s/packets.json' ;;\n*) cat '%[1]s/probe.json'; exit %[2]d ;;\nesac\n", dir, tt.rc)
-			write("ffprobe", script)
-			if err := os.Chmod(filepath.Join(dir, "ffprobe"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			r := Runner{FFmpeg: "ffmpeg", FFprobe: filepath.Join(dir, "ffprobe")}
-			m, err := r.Probe(context.Background(), "in.mp4")
-			if tt.errContain != "" {
-				var se *SourceError
-				if !errors.As(err, &se) || !strings.Contains(err.Error(), tt.errContain) {
-					t.Fatalf("Probe = %+v, %v; want a *SourceError with %q", m, err, tt.errContain)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Probe: %v", err)
-			}
-			if m.Rotation != tt.rotation || m.FrameDur != tt.frameDur || m.LastFrame != tt.lastFrame || m.Codec != tt.codec || m.Width != 640 {
-				t.Errorf("Probe = %+v\nwant rotation %d, frame %v, last %v, codec %s, 640 wide", m, tt.rotation, tt.frameDur, tt.lastFrame, tt.codec)
-			}
-			if m.Size != 1234 || m.FormatName != "mov,mp4" {
-				t.Errorf("format fields: %+v", m)
-			}
-			args, _ := os.ReadFile(filepath.Join(dir, "args"))
-			if !strings.Contains(string(args), "-select_streams "+tt.stream+" ") {
-				t.Errorf("packets read from the wrong stream (want %s):\n%s", tt.stream, args)
-			}
-		})
+	// Each case runs with an ffprobe that answers the one-run probe, and
+	// with one that fails it (a source whose seek past the end fails):
+	// then the streams and the last packets are read in separate runs.
+	for _, oneRun := range []bool{true, false} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/one run %v", tt.name, oneRun), func(t *testing.T) {
+				runFakeProbe(t, tt, combined(tt.probe, tt.packets, tt.stream), oneRun)
+			})
+		}
 	}
 }
+
+// fakeProbe is one case of TestProbeFakeFFprobe.
+type fakeProbe struct {
+	name       string
+	probe      string
+	packets    string
+	rc         int
+	stream     string // -select_streams wanted
+	rotation   int
+	frameDur   time.Duration
+	lastFrame  time.Duration
+	codec      string
+	errContain string
+}
+
+func runFakeProbe(t *testing.T, tt fakeProbe, combined string, oneRun bool) {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("probe.json", tt.probe)
+	write("packets.json", tt.packets)
+	write("combined.json", combined)
+	first := fmt.Sprintf("*99999999%%*) cat '%s/combined.json'; exit %d ;;\n", dir, tt.rc)
+	if !oneRun {
+		first = "*99999999%*) exit 1 ;;\n"
+	}
+	script := fmt.Sprintf("#!/bin/sh\necho \"$@\" >> '%[1]s/args'\ncase \"$*\" in\n%[3]s*packet=*) cat '%[1]s/packets.json' ;;\n*) cat '%[1]s/probe.json'; exit %[2]d ;;\nesac\n", dir, tt.rc, first)
+	write("ffprobe", script)
+	if err := os.Chmod(filepath.Join(dir, "ffprobe"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := Runner{FFmpeg: "ffmpeg", FFprobe: filepath.Join(dir, "ffprobe")}
+	m, err := r.Probe(context.Background(), "in.mp4")
+	if tt.errContain != "" {
+		var se *SourceError
+		if !errors.As(err, &se) || !strings.Contains(err.Error(), tt.errContain) {
+			t.Fatalf("Probe = %+v, %v; want a *SourceError with %q", m, err, tt.errContain)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("Probe: %v", err)
+	}
+	if m.Rotation != tt.rotation || m.FrameDur != tt.frameDur || m.LastFrame != tt.lastFrame || m.Codec != tt.codec || m.Width != 640 {
+		t.Errorf("Probe = %+v\nwant rotation %d, frame %v, last %v, codec %s, 640 wide", m, tt.rotation, tt.frameDur, tt.lastFrame, tt.codec)
+	}
+	if m.Size != 1234 || m.FormatName != "mov,mp4" {
+		t.Errorf("format fields: %+v", m)
+	}
+	args, _ := os.ReadFile(filepath.Join(dir, "args"))
+	runs := strings.Count(string(args), "\n")
+	switch {
+	case oneRun && tt.packets != packetsNone && runs != 1:
+		t.Errorf("%d ffprobe runs, want 1:\n%s", runs, args)
+	case !oneRun && !strings.Contains(string(args), "-select_streams "+tt.stream+" "):
+		t.Errorf("packets read from the wrong stream (want %s):\n%s", tt.stream, args)
+	}
+}
+
+// packetsNone is the packet list of a source whose last packets cannot be
+// found.
+const packetsNone = "N/A\n" // as packets() prints none
 
 func absDur(d time.Duration) time.Duration {
 	if d < 0 {

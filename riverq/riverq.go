@@ -123,7 +123,7 @@ func New[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], opts Opti
 		SoftStopTimeout:      opts.Grace,
 		MaxAttempts:          opts.MaxAttempts,
 		FetchPollInterval:    opts.Poll,
-		FetchCooldown:        min(opts.Poll, 100*time.Millisecond),
+		FetchCooldown:        min(opts.Poll, 10*time.Millisecond), // an insert wakes a worker within this
 		Logger:               riverLogger(opts),
 	})
 	if err != nil {

@@ -258,19 +258,20 @@ func TestBusyOriginIsRetried(t *testing.T) {
 }
 
 // TestOriginWithoutRanges reads sources from a server that ignores Range
-// and always sends the whole file: seeking then means reading from the
-// start again, which works, if slowly.
+// and always sends the whole file: the source is downloaded once, and
+// every seek reads the local copy.
 func TestOriginWithoutRanges(t *testing.T) {
 	larger := makeMedia(t, "larger.mp4", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "20",
 		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "12", "-g", "50")
 	tests := []struct {
 		name     string
 		file     string
+		length   bool // the origin says the length
 		duration time.Duration
-		requests int64 // the most the origin may see; 0: any
 	}{
-		{"fits in the first read", clip(t), 10 * time.Second, 1},
-		{"larger than the first read", larger, 20 * time.Second, 0},
+		{"fits in the first read", clip(t), true, 10 * time.Second},
+		{"larger than the first read", larger, true, 20 * time.Second},
+		{"length not said", larger, false, 20 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,17 +280,63 @@ func TestOriginWithoutRanges(t *testing.T) {
 				t.Fatal(err)
 			}
 			o := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+				if tt.length {
+					w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+				} else {
+					http.NewResponseController(w).Flush() // chunked
+				}
 				w.Write(data)
 			}))
-			g := startGateway(t, Config{Guard: allowAll})
-			snap := runTask(t, g, engine.Spec{Source: o.URL + "/v.mp4"}, 0)
+			spool := t.TempDir()
+			g := startGateway(t, Config{Guard: allowAll, SpoolDir: spool})
+			spec := engine.Spec{Source: o.URL + "/v.mp4", Outputs: []engine.Output{
+				{Kind: engine.KindThumbnails, Interval: 2 * time.Second, Width: 160, Format: engine.JPEG}}}
+			snap := runTask(t, g, spec, 0)
 			if snap.State != engine.StateCompleted || snap.SourceSize != int64(len(data)) || snap.Duration != tt.duration {
 				t.Fatalf("task ended %s (%s), source_size %d, duration %v", snap.State, snap.Error, snap.SourceSize, snap.Duration)
 			}
 			t.Logf("%s file: %d requests, %s served", FormatSize(int64(len(data))), o.requests.Load(), FormatSize(o.bytes.Load()))
-			if tt.requests > 0 && o.requests.Load() > tt.requests {
-				t.Errorf("the origin served %d requests, want at most %d", o.requests.Load(), tt.requests)
+			if o.requests.Load() != 1 || o.bytes.Load() != int64(len(data)) {
+				t.Errorf("the origin served %d requests, %d bytes; want the file once: 1 request, %d bytes", o.requests.Load(), o.bytes.Load(), len(data))
+			}
+			if left, _ := os.ReadDir(spool); len(left) > 0 {
+				t.Errorf("the spool directory still holds %d files", len(left))
+			}
+		})
+	}
+}
+
+// TestOriginWithoutRangesFails checks the errors of a download: a body
+// shorter than its length, a body over the size limit.
+func TestOriginWithoutRangesFails(t *testing.T) {
+	data, err := os.ReadFile(clip(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		max    int64
+		length int // Content-Length sent; 0: none
+		want   string
+	}{
+		{"cut short", 0, len(data) + 1000, "before it had sent the whole file"},
+		{"over the limit, length said", 100 << 10, len(data), "limit"},
+		{"over the limit, length not said", 100 << 10, 0, "limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.length > 0 {
+					w.Header().Set("Content-Length", fmt.Sprint(tt.length))
+				} else {
+					http.NewResponseController(w).Flush()
+				}
+				w.Write(data)
+			}))
+			g := startGateway(t, Config{Guard: allowAll, MaxSize: tt.max, SpoolDir: t.TempDir()})
+			snap := runTask(t, g, engine.Spec{Source: o.URL + "/v.mp4"}, 0)
+			if snap.State != engine.StateError || !strings.Contains(snap.Error, tt.want) {
+				t.Fatalf("task ended %s: %q; want an error with %q", snap.State, snap.Error, tt.want)
 			}
 		})
 	}

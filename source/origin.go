@@ -188,6 +188,10 @@ func (e *entry) readHead(ctx context.Context) error {
 	if err := e.setSize(total); err != nil {
 		return err
 	}
+	e.validators = validators(resp.Header)
+	if e.noRanges {
+		return e.spool(rctx, resp, stall)
+	}
 	var buf strings.Builder
 	if _, err := copyBody(&buf, resp.Body, stall, e.g.cfg.StallTimeout, &e.read, headSize, e.g.rateCheck()); err != nil {
 		return e.fail(e.readError(rctx, err))

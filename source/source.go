@@ -104,6 +104,10 @@ type Config struct {
 	// static), never over the network, so the guard need not let sources
 	// reach this machine for thumbd's sample video.
 	Self []string
+	// SpoolDir is where a source from an origin that ignores Range is
+	// downloaded, once, to be read locally; default the system's
+	// temporary directory.
+	SpoolDir string
 	// Addr is where the gateway listens; default 127.0.0.1:0.
 	Addr   string
 	Logger *slog.Logger
@@ -297,7 +301,7 @@ func (g *Gateway) Open(ctx context.Context, task, raw string) (engine.OpenSource
 			name = path.Base(u.Path)
 			break
 		}
-		e.kind, e.origin, e.shown = kindHTTP, raw, netguard.ShowURL(raw)
+		e.kind, e.origin, e.shown, e.ident = kindHTTP, raw, netguard.ShowURL(raw), raw
 		name = path.Base(u.Path)
 		if err := g.guard.CheckHost(u.Hostname()); err != nil {
 			return nil, err
@@ -317,14 +321,14 @@ func (g *Gateway) Open(ctx context.Context, task, raw string) (engine.OpenSource
 		if err != nil {
 			return nil, fmt.Errorf("the s3:// source could not be signed: %v", err)
 		}
-		e.kind, e.origin, e.shown = kindHTTP, signed, s.String()
+		e.kind, e.origin, e.shown, e.ident = kindHTTP, signed, s.String(), raw
 		name = path.Base(s.Key)
 	case "file":
 		f, shown, err := g.openFile(u)
 		if err != nil {
 			return nil, err
 		}
-		e.kind, e.file, e.shown = kindFile, f, shown
+		e.kind, e.file, e.shown, e.ident = kindFile, f, shown, shown
 		name = path.Base(u.Path)
 	case "tus":
 		if g.cfg.Uploads == nil {
@@ -338,7 +342,7 @@ func (g *Gateway) Open(ctx context.Context, task, raw string) (engine.OpenSource
 		if err != nil {
 			return nil, err
 		}
-		e.kind, e.file, e.shown = kindFile, f, "tus:"+id
+		e.kind, e.file, e.shown, e.upload = kindFile, f, "tus:"+id, true
 	default:
 		return nil, fmt.Errorf("the source scheme %q is not supported", u.Scheme)
 	}
@@ -425,6 +429,11 @@ type entry struct {
 
 	head     []byte // the first bytes of an http source, read by Open
 	noRanges bool   // the origin answers 200 to range requests
+
+	ident      string // what names the source for ContentKey: its URL, as given
+	upload     bool   // a tus: upload, named by its content
+	spooled    bool   // an http source downloaded to e.file (its origin ignores Range)
+	validators string // the origin's ETag and Last-Modified, for ContentKey
 
 	mu         sync.Mutex
 	size       int64 // -1 until known
@@ -537,14 +546,17 @@ func (e *entry) start(ctx context.Context) error {
 // whose nested URLs ffmpeg would open itself, and HTML or XML documents,
 // which are what a web server answers instead of a missing video.
 func (e *entry) sniff(head []byte) error {
-	s := strings.TrimLeft(strings.TrimPrefix(string(head), "\ufeff"), " \t\r\n")
+	// Only the first bytes matter: the head of an http source is a
+	// megabyte, and lowering all of it costs milliseconds a task.
+	s := strings.TrimLeft(strings.TrimPrefix(string(head[:min(len(head), 512)]), "\ufeff"), " \t\r\n")
+	lower := strings.ToLower(s[:min(len(s), 32)])
 	var what string
 	switch {
 	case strings.HasPrefix(s, "#EXTM3U"):
 		what = "an HLS playlist (m3u8); give the URL of a video file"
 	case strings.HasPrefix(s, "ffconcat"):
 		what = "an ffconcat script; give the URL of a video file"
-	case strings.HasPrefix(strings.ToLower(s), "<!doctype html"), strings.HasPrefix(strings.ToLower(s), "<html"):
+	case strings.HasPrefix(lower, "<!doctype html"), strings.HasPrefix(lower, "<html"):
 		what = "an HTML page, not a video"
 	case strings.HasPrefix(s, "<?xml"), strings.HasPrefix(s, "<MPD"):
 		what = "an XML document (a DASH manifest?), not a video file"

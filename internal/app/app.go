@@ -100,6 +100,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		MaxUnsizedSize: cfg.MaxUnsizedSize,
 		MinRate:        cfg.MinSourceRate,
 		RateWindow:     cfg.SourceRateWindow,
+		SpoolDir:       spoolDir(cfg.DataDir),
 		PresignTTL:     presignTTL(cfg.TaskTimeout),
 		S3:             objects,
 		Uploads:        uploads,
@@ -160,6 +161,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 
 	obs.read(queue, sources, uploads)
 
+	// Status polls are answered from memory: every writer below (the
+	// engine, the callbacks' warnings, the console) shares this one cache.
+	store = engine.NewCachedStore(store)
+
 	// Events go one way: the engine tells callbacks of them, and a callback
 	// that keeps failing warns its task through the store they share.
 	cbCfg := callback.Config{
@@ -203,6 +208,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		MaxOutputs:      cfg.MaxOutputs,
 		MaxImages:       cfg.MaxImages,
 		UploadManifests: cfg.UploadManifests,
+		ProbeCache:      probeCache(cfg.ProbeCache),
 	})
 	var cons http.Handler
 	if cfg.Console {
@@ -411,4 +417,24 @@ func queueTimeout(taskTimeout time.Duration) time.Duration {
 		return 0
 	}
 	return taskTimeout + time.Minute
+}
+
+// probeCache turns THUMBD_PROBE_CACHE into engine.Config.ProbeCache, where
+// 0 is the default and a negative number none.
+func probeCache(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// spoolDir is where sources from origins that ignore Range are downloaded:
+// beside the work in progress, on the data directory's disk. It is made
+// here, and "" (the system's temporary directory) if it cannot be.
+func spoolDir(dataDir string) string {
+	dir := filepath.Join(dataDir, "work", "spool")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return ""
+	}
+	return dir
 }

@@ -26,6 +26,7 @@ type Config struct {
 	APIKeys         []string
 	Workers         int
 	Accuracy        ffmpeg.Accuracy
+	ProbeCache      int // sources whose probe and index are kept; 0: none
 	S3HTTPHosts     []string
 	FFmpeg          string
 	FFprobe         string
@@ -111,6 +112,14 @@ func settings() []setting {
 			a, err := ffmpeg.ParseAccuracy(v)
 			c.Accuracy = a
 			return err
+		}},
+		{"probe-cache", "THUMBD_PROBE_CACHE", "256", "how many sources' probes and frame indexes are kept, so that a source read again unchanged (same URL and ETag/Last-Modified and size, same file and modification time, same upload content) is not probed again; 0: none", func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("must be a whole number, 0 or more, got %q", v)
+			}
+			c.ProbeCache = n
+			return nil
 		}},
 		{"s3-http-hosts", "THUMBD_S3_HTTP_HOSTS", "localhost,127.0.0.1,::1", "comma-separated S3 hosts spoken to over plain http; all others use https", func(c *Config, v string) error {
 			c.S3HTTPHosts = list(v)
