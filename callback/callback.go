@@ -1,10 +1,18 @@
 // Package callback delivers task events to the callback_url a task names,
 // as form-encoded POSTs, the way Qencode sends its callbacks. It implements
-// engine.Notifier: Notify returns at once and delivery runs on goroutines
-// of its own, in order for each task (queued before saved), retried with
+// engine.Notifier: Notify returns at once and delivery runs beside the
+// engine, in order for each task (queued before saved), retried with
 // backoff for a bounded time. A receiver that keeps failing gets the task a
 // warning, through the Warner it is given; the task is not held back. Every
 // delivery is recorded for the test-control plane's inspector.
+//
+// Deliveries wait and are recorded in one of two places. Without a Queue
+// they live in memory, on goroutines of the Notifier's own, and are lost
+// when the process stops. With a Queue (package riverq implements it on
+// River) each delivery is a job in a database: its retries survive a
+// restart, any process sharing the database may make the next attempt, and
+// Deliveries reads the database; the Queue's workers make each attempt
+// through the Notifier's Try.
 //
 // The form is Qencode's, rendered by package api/wire: its status field is
 // the object /v1/status returns for the task.
@@ -61,7 +69,10 @@ type Config struct {
 	Fault func() (code int, ok bool)
 	// Keep is how many deliveries are remembered for Deliveries; default
 	// 1000.
-	Keep   int
+	Keep int
+	// Queue, when set, keeps the deliveries (durable delivery); nil: they
+	// are kept in memory.
+	Queue  Queue
 	Logger *slog.Logger
 	// Observer, when set, is told how each delivery ended (for metrics).
 	Observer Observer
@@ -70,9 +81,50 @@ type Config struct {
 // Observer is told how each callback delivery ended: result is
 // "delivered" (a 2xx reply came), "failed" (retried for RetryFor without
 // one), "refused" (the network guard refused its address) or "stopped"
-// (thumbd stopped before it could try again), after attempts tries. package internal/metrics implements it.
+// (thumbd stopped before it could try again; only without a Queue, which
+// keeps such a delivery for later), after attempts tries. With a Queue the
+// process that made the last attempt tells it. Package internal/metrics
+// implements it.
 type Observer interface {
 	CallbackDelivered(event engine.EventKind, result string, attempts int)
+}
+
+// Job is what a Queue keeps of one delivery: everything needed to make it
+// again, in any process.
+type Job struct {
+	TaskToken string           `json:"task_token"`
+	Event     engine.EventKind `json:"event"`
+	URL       string           `json:"url"` // as the query gave it, secrets included: never shown
+	Fields    url.Values       `json:"fields"`
+}
+
+// Queue keeps deliveries in a database. Package riverq implements it.
+type Queue interface {
+	// Handle names what makes the attempts of the queue's deliveries: the
+	// queue calls h.Try for each, one delivery of a task at a time, in the
+	// order they were added, and waits h.Backoff before a retry.
+	Handle(h Handler)
+	// Add keeps a delivery to be made.
+	Add(ctx context.Context, j Job) error
+	// List returns the deliveries kept, at most the latest limit, oldest
+	// first. Their URLs are fit to show (netguard.ShowURL).
+	List(ctx context.Context, limit int) ([]Delivery, error)
+	// Clear deletes every delivery not being attempted right now.
+	Clear(ctx context.Context) error
+}
+
+// Handler makes the attempts of a Queue's deliveries. *Notifier is one.
+type Handler interface {
+	// Try makes one attempt at j, after the failed attempts prior. final
+	// is true when the delivery is over: delivered (a.Error is empty), or
+	// to be given up.
+	Try(ctx context.Context, j Job, prior []Attempt) (a Attempt, final bool)
+	// GaveUp is told of a delivery given up once the queue has recorded
+	// it so, with its last attempt.
+	GaveUp(j Job, last Attempt)
+	// Backoff is the wait after the given failed attempt (1 for the first)
+	// before the next.
+	Backoff(attempt int) time.Duration
 }
 
 // WarningMessage is the message of the warning a task gets when a callback
@@ -96,11 +148,11 @@ type Delivery struct {
 
 // Attempt is one try at a delivery.
 type Attempt struct {
-	At       time.Time
-	Code     int    // status code of the reply; 0 if none came
-	Error    string // why it failed; empty on success
-	Injected bool   // failed by fault injection, nothing sent
-	Took     time.Duration
+	At       time.Time     `json:"at"`
+	Code     int           `json:"code,omitempty"`     // status code of the reply; 0 if none came
+	Error    string        `json:"error,omitempty"`    // why it failed; empty on success
+	Injected bool          `json:"injected,omitempty"` // failed by fault injection, nothing sent
+	Took     time.Duration `json:"took,omitempty"`
 }
 
 // Notifier delivers callbacks. It implements engine.Notifier.
@@ -148,8 +200,12 @@ func New(cfg Config) *Notifier {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Notifier{cfg: cfg, log: cfg.Logger, guard: guard, ctx: ctx, cancel: cancel,
+	n := &Notifier{cfg: cfg, log: cfg.Logger, guard: guard, ctx: ctx, cancel: cancel,
 		queues: map[string][]*pending{}, busy: map[string]bool{}}
+	if cfg.Queue != nil {
+		cfg.Queue.Handle(n)
+	}
+	return n
 }
 
 // Notify implements engine.Notifier: it renders the event's fields now and
@@ -162,6 +218,15 @@ func (n *Notifier) Notify(_ context.Context, ev engine.Event) {
 	fields, err := wire.CallbackForm(ev, n.cfg.Base)
 	if err != nil {
 		n.log.Error("rendering a callback", "task", engine.Redact(ev.Token), "event", ev.Kind, "err", err)
+		return
+	}
+	if n.cfg.Queue != nil {
+		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+		defer cancel()
+		j := Job{TaskToken: ev.Token, Event: ev.Kind, URL: ev.Spec.CallbackURL, Fields: fields}
+		if err := n.cfg.Queue.Add(ctx, j); err != nil {
+			n.log.Error("queueing a callback", "task", engine.Redact(ev.Token), "event", ev.Kind, "err", err)
+		}
 		return
 	}
 	n.mu.Lock()
@@ -207,7 +272,7 @@ func (n *Notifier) deliver(p *pending) {
 	var last string
 	stopped, refused := false, false
 	for !stopped {
-		a := n.attempt(d)
+		a := n.attempt(n.ctx, d.target, d.Fields)
 		n.mu.Lock()
 		d.Attempts = append(d.Attempts, a.Attempt)
 		d.Code = a.Code
@@ -247,13 +312,67 @@ func (n *Notifier) deliver(p *pending) {
 	default:
 		n.observe(d.Event, "failed", attempts)
 	}
-	if !current || n.cfg.Warnings == nil {
+	if current {
+		n.warn(d.TaskToken, d.URL, d.Code, last)
+	}
+}
+
+// warn gives a task the warning of a callback that was not delivered.
+func (n *Notifier) warn(token, shownURL string, code int, why string) {
+	if n.cfg.Warnings == nil {
 		return
 	}
-	w := engine.Warning{Message: WarningMessage, Details: "Error sending callback to " + d.URL + sep(d.Code) + last}
-	if err := n.cfg.Warnings.AddWarning(context.Background(), d.TaskToken, w); err != nil && !errors.Is(err, engine.ErrTokenNotFound) {
-		n.log.Error("recording a callback warning", "task", engine.Redact(d.TaskToken), "err", err)
+	w := engine.Warning{Message: WarningMessage, Details: "Error sending callback to " + shownURL + sep(code) + why}
+	if err := n.cfg.Warnings.AddWarning(context.Background(), token, w); err != nil && !errors.Is(err, engine.ErrTokenNotFound) {
+		n.log.Error("recording a callback warning", "task", engine.Redact(token), "err", err)
 	}
+}
+
+// Try implements Handler for a Queue: one attempt at j. A failed attempt
+// is final when the network guard refused it or when the next could not
+// come within RetryFor of the first. An attempt cut short by ctx (thumbd
+// stopping) is not final.
+func (n *Notifier) Try(ctx context.Context, j Job, prior []Attempt) (Attempt, bool) {
+	a := n.attempt(ctx, j.URL, j.Fields)
+	tries := len(prior) + 1
+	if a.Error == "" {
+		n.observe(j.Event, "delivered", tries)
+		return a.Attempt, true
+	}
+	n.log.Warn("callback not delivered", "task", engine.Redact(j.TaskToken), "event", j.Event,
+		"url", netguard.ShowURL(j.URL), "attempt", tries, "err", a.Error)
+	if ctx.Err() != nil {
+		return a.Attempt, false // stopping: the queue keeps it for later
+	}
+	began := a.At
+	if len(prior) > 0 {
+		began = prior[0].At
+	}
+	switch {
+	case a.refused:
+		n.observe(j.Event, "refused", tries)
+		return a.Attempt, true
+	case time.Since(began)+n.Backoff(tries) > n.cfg.RetryFor:
+		n.observe(j.Event, "failed", tries)
+		return a.Attempt, true
+	}
+	return a.Attempt, false
+}
+
+// GaveUp implements Handler: it warns j's task that its callback was not
+// delivered, why last says.
+func (n *Notifier) GaveUp(j Job, last Attempt) {
+	n.warn(j.TaskToken, netguard.ShowURL(j.URL), last.Code, last.Error)
+}
+
+// Backoff implements Handler: Config.Backoff doubled after each failed
+// attempt, at most 30 s.
+func (n *Notifier) Backoff(attempt int) time.Duration {
+	wait := n.cfg.Backoff
+	for i := 1; i < attempt && wait < 30*time.Second; i++ {
+		wait *= 2
+	}
+	return min(wait, 30*time.Second)
 }
 
 // observe tells the Observer how a delivery ended.
@@ -267,7 +386,7 @@ func (n *Notifier) observe(event engine.EventKind, result string, attempts int) 
 // "500: Internal Server Error", or why no reply came. It never holds the
 // reply's body, nor the reason phrase the receiver chose: a callback must
 // not read a service back to whoever named it.
-func (n *Notifier) attempt(d *Delivery) attempt {
+func (n *Notifier) attempt(ctx context.Context, target string, fields url.Values) attempt {
 	a := attempt{Attempt: Attempt{At: time.Now()}}
 	if n.cfg.Fault != nil {
 		if code, ok := n.cfg.Fault(); ok {
@@ -276,7 +395,7 @@ func (n *Notifier) attempt(d *Delivery) attempt {
 			return a
 		}
 	}
-	u, err := url.Parse(d.target)
+	u, err := url.Parse(target)
 	if err != nil {
 		a.Error, a.refused = "the callback URL is not valid", true
 		return a
@@ -285,7 +404,7 @@ func (n *Notifier) attempt(d *Delivery) attempt {
 		a.Error, a.refused = err.Error(), true
 		return a
 	}
-	req, err := http.NewRequestWithContext(n.ctx, http.MethodPost, d.target, strings.NewReader(d.Fields.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(fields.Encode()))
 	if err != nil {
 		a.Error, a.refused = "the callback URL cannot be requested", true
 		return a
@@ -322,8 +441,18 @@ type attempt struct {
 	refused bool
 }
 
-// Deliveries returns a copy of the deliveries remembered, oldest first.
+// Deliveries returns a copy of the deliveries remembered (at most
+// Config.Keep), oldest first: with a Queue, those it holds.
 func (n *Notifier) Deliveries() []Delivery {
+	if n.cfg.Queue != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ds, err := n.cfg.Queue.List(ctx, n.cfg.Keep)
+		if err != nil {
+			n.log.Error("reading the callbacks queued", "err", err)
+		}
+		return ds
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := make([]Delivery, len(n.all))
@@ -336,8 +465,17 @@ func (n *Notifier) Deliveries() []Delivery {
 }
 
 // Clear forgets every delivery. Deliveries under way go on, unrecorded,
-// and warn no task.
+// and warn no task. With a Queue it deletes the deliveries not being
+// attempted.
 func (n *Notifier) Clear() {
+	if n.cfg.Queue != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.cfg.Queue.Clear(ctx); err != nil {
+			n.log.Error("clearing the callbacks queued", "err", err)
+		}
+		return
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.all = nil
@@ -345,7 +483,8 @@ func (n *Notifier) Clear() {
 }
 
 // Close waits for the deliveries under way until ctx ends, then stops
-// retrying them.
+// retrying them. A Queue's deliveries are not its to wait for: they stay
+// queued.
 func (n *Notifier) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { n.wg.Wait(); close(done) }()

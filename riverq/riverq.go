@@ -72,6 +72,8 @@ type Queue[TTx any] struct {
 	opts   Options
 	work   atomic.Pointer[func(ctx context.Context, token string) error]
 	hard   atomic.Pointer[context.Context] // with a lease: ends when a stop's grace is over
+
+	callbacks *Callbacks[TTx]
 }
 
 var _ engine.Queue = (*Queue[any])(nil)
@@ -99,8 +101,10 @@ func New[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], opts Opti
 		return nil, fmt.Errorf("riverq: migrating River's tables: %w", err)
 	}
 	q := &Queue[TTx]{driver: driver, opts: opts}
+	q.callbacks = &Callbacks[TTx]{q: q}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, river.WorkFunc(q.runJob))
+	river.AddWorker(workers, &callbackWorker[TTx]{c: q.callbacks})
 	// A job still running after rescue is taken for the job of a worker
 	// that died, and run again.
 	timeout, rescue := opts.Timeout, 24*time.Hour
@@ -116,7 +120,10 @@ func New[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], opts Opti
 		timeout = -1 // River: no limit
 	}
 	q.client, err = river.NewClient(driver, &river.Config{
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: opts.Workers},
+			CallbackKind:       {MaxWorkers: callbackWorkers},
+		},
 		Workers:              workers,
 		JobTimeout:           timeout,
 		RescueStuckJobsAfter: rescue,
@@ -161,6 +168,10 @@ func (q *Queue[TTx]) Run(ctx context.Context, work func(ctx context.Context, tok
 	})
 	defer stop()
 	q.hard.Store(&hard)
+	events, unsubscribe := q.client.Subscribe(river.EventKindJobCancelled)
+	watched := make(chan struct{})
+	go func() { defer close(watched); q.callbacks.watchGiveUps(events) }()
+	defer func() { unsubscribe(); <-watched }()
 	if err := q.client.Start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before it began
@@ -274,12 +285,17 @@ func (q *Queue[TTx]) Len(ctx context.Context) (int, error) {
 // Purge implements engine.Queue: it deletes every task job that is not
 // running.
 func (q *Queue[TTx]) Purge(ctx context.Context) error {
+	return q.deleteJobs(ctx, Kind)
+}
+
+// deleteJobs deletes every job of kind that is not running.
+func (q *Queue[TTx]) deleteJobs(ctx context.Context, kind string) error {
 	for {
-		res, err := q.client.JobDeleteMany(ctx, river.NewJobDeleteManyParams().Kinds(Kind).First(1000).States(
+		res, err := q.client.JobDeleteMany(ctx, river.NewJobDeleteManyParams().Kinds(kind).First(1000).States(
 			rivertype.JobStateAvailable, rivertype.JobStateScheduled, rivertype.JobStateRetryable,
 			rivertype.JobStatePending, rivertype.JobStateCompleted, rivertype.JobStateCancelled, rivertype.JobStateDiscarded))
 		if err != nil {
-			return fmt.Errorf("riverq: purging the queue: %w", err)
+			return fmt.Errorf("riverq: deleting %s jobs: %w", kind, err)
 		}
 		if len(res.Jobs) == 0 {
 			return nil

@@ -19,12 +19,12 @@ func NewSQLite(ctx context.Context, db *sql.DB, opts Options) (*Queue[*sql.Tx], 
 	if err != nil {
 		return nil, err
 	}
-	res, err := db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running' AND kind = ?`, Kind)
+	res, err := db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running' AND kind IN (?, ?)`, Kind, CallbackKind)
 	if err != nil {
 		return nil, fmt.Errorf("riverq: making interrupted tasks available: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n > 0 {
-		q.opts.Logger.Info("tasks left running by a previous process made available again", "tasks", n)
+		q.opts.Logger.Info("tasks and callbacks left running by a previous process made available again", "jobs", n)
 	}
 	return q, nil
 }

@@ -199,19 +199,22 @@ func TestCallbackReceiverFails(t *testing.T) {
 
 // callbacksReply is GET /_thumbd/callbacks.
 type callbacksReply struct {
-	Callbacks []struct {
-		ID        int               `json:"id"`
-		TaskToken string            `json:"task_token"`
-		Event     string            `json:"event"`
-		URL       string            `json:"url"`
-		Fields    map[string]string `json:"fields"`
-		Code      int               `json:"code"`
-		Delivered bool              `json:"delivered"`
-		Done      bool              `json:"done"`
-		Attempts  []struct {
-			Code     int     `json:"code"`
-			Error    *string `json:"error"`
-			Injected bool    `json:"injected"`
-		} `json:"attempts"`
-	} `json:"callbacks"`
+	Callbacks []callbackJSON `json:"callbacks"`
+}
+
+// callbackJSON is one callback in the inspector.
+type callbackJSON struct {
+	ID        int               `json:"id"`
+	TaskToken string            `json:"task_token"`
+	Event     string            `json:"event"`
+	URL       string            `json:"url"`
+	Fields    map[string]string `json:"fields"`
+	Code      int               `json:"code"`
+	Delivered bool              `json:"delivered"`
+	Done      bool              `json:"done"`
+	Attempts  []struct {
+		Code     int     `json:"code"`
+		Error    *string `json:"error"`
+		Injected bool    `json:"injected"`
+	} `json:"attempts"`
 }

@@ -120,6 +120,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	var (
 		store engine.Store
 		queue engine.Queue
+		cbq   callback.Queue                // nil: callbacks are kept in memory
 		ready []func(context.Context) error // besides ffmpeg and the data directory
 	)
 	switch cfg.Store {
@@ -143,7 +144,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		if err != nil {
 			return err
 		}
-		store, queue = db, q
+		store, queue, cbq = db, q, q.Callbacks()
 	default:
 		db, err := sqlitestore.Open(ctx, cfg.DataDir)
 		if err != nil {
@@ -154,7 +155,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		if err != nil {
 			return err
 		}
-		store, queue = db, q
+		store, queue, cbq = db, q, q.Callbacks()
 		ready = append(ready, db.Check)
 		go db.Watch(ctx, dbCheckEvery, log)
 	}
@@ -166,8 +167,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	store = engine.NewCachedStore(store)
 
 	// Events go one way: the engine tells callbacks of them, and a callback
-	// that keeps failing warns its task through the store they share.
+	// that keeps failing warns its task through the store they share. With
+	// a database each delivery is a River job beside the tasks' (cbq).
 	cbCfg := callback.Config{
+		Queue:    cbq,
 		Guard:    guard,
 		Base:     base,
 		Warnings: engine.TaskWarnings{Store: store},
