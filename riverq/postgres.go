@@ -30,5 +30,13 @@ func NewPostgres(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Queue[
 		return nil, fmt.Errorf("riverq: waiting for other thumbd processes' migrations: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(migrateLock))
-	return New(ctx, riverpgxv5.New(pool), opts)
+	q, err := New(ctx, riverpgxv5.New(pool), opts)
+	if err != nil {
+		return nil, err
+	}
+	q.countTasks = func(ctx context.Context) (n int, err error) {
+		err = pool.QueryRow(ctx, countWaiting, Kind).Scan(&n)
+		return n, err
+	}
+	return q, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/thumbd/thumbd/callback"
 	"github.com/thumbd/thumbd/engine"
 	"github.com/thumbd/thumbd/internal/pgtest"
 	"github.com/thumbd/thumbd/pgstore"
@@ -209,4 +210,22 @@ func poolFor(t *testing.T, url string) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// TestPostgresLen checks that the queue depth counts the tasks waiting,
+// not the callbacks.
+func TestPostgresLen(t *testing.T) {
+	ctx := context.Background()
+	q := openPG(t, pgtest.URL(t), riverq.Options{})
+	for i := range 2 {
+		if err := q.Enqueue(ctx, fmt.Sprintf("%032d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Callbacks().Add(ctx, callback.Job{TaskToken: "t", Event: engine.EventSaved, URL: "http://127.0.0.1:9/"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.Len(ctx); n != 2 || err != nil {
+		t.Errorf("Len = %d, %v; want 2", n, err)
+	}
 }

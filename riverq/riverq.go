@@ -73,7 +73,8 @@ type Queue[TTx any] struct {
 	work   atomic.Pointer[func(ctx context.Context, token string) error]
 	hard   atomic.Pointer[context.Context] // with a lease: ends when a stop's grace is over
 
-	callbacks *Callbacks[TTx]
+	callbacks  *Callbacks[TTx]
+	countTasks func(ctx context.Context) (int, error) // Len's query, on the driver's database
 }
 
 var _ engine.Queue = (*Queue[any])(nil)
@@ -273,14 +274,22 @@ func (q *Queue[TTx]) renew(ctx context.Context, id int64) func() {
 }
 
 // Len returns how many task jobs wait to run (available, scheduled or to
-// be retried), in the whole database: the queue depth.
+// be retried), in the whole database: the queue depth. Callback jobs are
+// not counted.
 func (q *Queue[TTx]) Len(ctx context.Context) (int, error) {
-	counts, err := q.driver.GetExecutor().JobCountByAllStates(ctx, &riverdriver.JobCountByAllStatesParams{})
+	if q.countTasks == nil {
+		return 0, errors.New("riverq: this queue cannot count its tasks")
+	}
+	n, err := q.countTasks(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("riverq: counting queued tasks: %w", err)
 	}
-	return counts[rivertype.JobStateAvailable] + counts[rivertype.JobStateScheduled] + counts[rivertype.JobStateRetryable], nil
+	return n, nil
 }
+
+// countWaiting is the query of Len, with the job kind as its one
+// parameter ($1 is read as the first parameter by both databases).
+const countWaiting = `SELECT count(*) FROM river_job WHERE kind = $1 AND state IN ('available', 'scheduled', 'retryable')`
 
 // Purge implements engine.Queue: it deletes every task job that is not
 // running.

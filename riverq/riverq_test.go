@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thumbd/thumbd/callback"
 	"github.com/thumbd/thumbd/engine"
 	"github.com/thumbd/thumbd/riverq"
 	"github.com/thumbd/thumbd/sqlitestore"
@@ -245,6 +246,10 @@ func TestLen(t *testing.T) {
 		if err := q.Enqueue(ctx, fmt.Sprintf("%032d", i)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A callback waiting is not a task.
+	if err := q.Callbacks().Add(ctx, callback.Job{TaskToken: "t", Event: engine.EventSaved, URL: "http://127.0.0.1:9/"}); err != nil {
+		t.Fatal(err)
 	}
 	if n, err := q.Len(ctx); n != 3 || err != nil {
 		t.Fatalf("Len = %d, %v; want 3 queued", n, err)
