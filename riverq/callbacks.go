@@ -50,9 +50,12 @@ const (
 )
 
 // callbackOutput is what a callback job records of its attempts (River's
-// recorded output, kept in the job's metadata), the latest last.
+// recorded output, kept in the job's metadata), the latest last, and
+// whether the last was final: stored as soon as an attempt ends, before
+// River records the job's new state.
 type callbackOutput struct {
 	Attempts []callback.Attempt `json:"attempts"`
+	Final    bool               `json:"final,omitempty"`
 }
 
 // Callbacks is the callback.Queue of a Queue: callback deliveries as River
@@ -60,6 +63,7 @@ type callbackOutput struct {
 type Callbacks[TTx any] struct {
 	q       *Queue[TTx]
 	handler atomic.Pointer[callback.Handler]
+	cleared atomic.Int64 // List shows only jobs after this one (Clear)
 }
 
 var _ callback.Queue = (*Callbacks[any])(nil)
@@ -94,6 +98,9 @@ func (c *Callbacks[TTx]) List(ctx context.Context, limit int) ([]callback.Delive
 	}
 	out := make([]callback.Delivery, 0, len(res.Jobs))
 	for _, job := range slices.Backward(res.Jobs) {
+		if job.ID <= c.cleared.Load() {
+			continue
+		}
 		d, err := delivery(job)
 		if err != nil {
 			return nil, err
@@ -109,35 +116,56 @@ func delivery(job *rivertype.JobRow) (callback.Delivery, error) {
 	if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
 		return callback.Delivery{}, fmt.Errorf("riverq: callback job %d: %w", job.ID, err)
 	}
+	out := output(job)
 	d := callback.Delivery{ID: int(job.ID), TaskToken: args.TaskToken, Event: engine.EventKind(args.Event),
-		URL: netguard.ShowURL(args.URL), Fields: args.Fields, Attempts: attempts(job)}
+		URL: netguard.ShowURL(args.URL), Fields: args.Fields, Attempts: out.Attempts}
 	if d.Fields == nil {
 		d.Fields = url.Values{}
 	}
+	last := callback.Attempt{Error: "none"}
 	if n := len(d.Attempts); n > 0 {
-		d.Code = d.Attempts[n-1].Code
+		last = d.Attempts[n-1]
+		d.Code = last.Code
 	}
 	switch job.State {
 	case rivertype.JobStateCompleted:
 		d.Delivered, d.Done = true, true
 	case rivertype.JobStateCancelled, rivertype.JobStateDiscarded:
 		d.Done = true
+	default: // its last attempt just ended, and River has not recorded it yet
+		d.Done = out.Final
+		d.Delivered = out.Final && last.Error == ""
 	}
 	return d, nil
 }
 
-// attempts reads the attempts a callback job recorded.
-func attempts(job *rivertype.JobRow) []callback.Attempt {
+// output reads what a callback job recorded.
+func output(job *rivertype.JobRow) callbackOutput {
 	var out callbackOutput
 	if b := job.Output(); len(b) > 0 {
 		_ = json.Unmarshal(b, &out) // an unreadable record shows no attempts
 	}
-	return out.Attempts
+	return out
 }
 
-// Clear implements callback.Queue.
+// attempts reads the attempts a callback job recorded.
+func attempts(job *rivertype.JobRow) []callback.Attempt { return output(job).Attempts }
+
+// Clear implements callback.Queue: it deletes the callback jobs not
+// running, and List no longer shows the ones running.
 func (c *Callbacks[TTx]) Clear(ctx context.Context) error {
-	return c.q.deleteJobs(ctx, CallbackKind)
+	if err := c.q.deleteJobs(ctx, CallbackKind); err != nil {
+		return err
+	}
+	res, err := c.q.client.JobList(ctx, river.NewJobListParams().Kinds(CallbackKind).
+		OrderBy(river.JobListOrderByID, river.SortOrderDesc).First(1))
+	if err != nil {
+		return fmt.Errorf("riverq: listing callbacks: %w", err)
+	}
+	if len(res.Jobs) > 0 {
+		c.cleared.Store(res.Jobs[0].ID)
+	}
+	return nil
 }
 
 // callbackWorker works callback jobs through the Handler.
@@ -180,8 +208,13 @@ func (w *callbackWorker[TTx]) Work(ctx context.Context, job *river.Job[CallbackA
 	prior := attempts(job.JobRow)
 	a, final := (*h).Try(ctx, callback.Job{TaskToken: job.Args.TaskToken, Event: engine.EventKind(job.Args.Event),
 		URL: job.Args.URL, Fields: job.Args.Fields}, prior)
-	if err := river.RecordOutput(ctx, callbackOutput{Attempts: append(prior, a)}); err != nil {
+	if err := river.RecordOutput(ctx, callbackOutput{Attempts: append(prior, a), Final: final}); err != nil {
 		return err
+	}
+	// Stored now, not only with the job's new state, which River records
+	// a little later: the inspector shows the attempt as soon as it ends.
+	if _, err := w.c.q.client.JobUpdate(context.WithoutCancel(ctx), job.ID, &river.JobUpdateParams{}); err != nil {
+		w.c.q.opts.Logger.Warn("recording a callback attempt", "job", job.ID, "err", err)
 	}
 	switch {
 	case a.Error == "":
