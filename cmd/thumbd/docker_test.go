@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +45,8 @@ type composeService struct {
 	Healthcheck *composeHealthcheck          `yaml:"healthcheck"`
 	DependsOn   map[string]map[string]string `yaml:"depends_on"`
 	Restart     string                       `yaml:"restart"`
+	Profiles    []string                     `yaml:"profiles"`
+	Volumes     []string                     `yaml:"volumes"`
 }
 
 type composeHealthcheck struct {
@@ -189,7 +192,7 @@ func TestComposeThumbdSettings(t *testing.T) {
 
 func TestComposeHealthchecks(t *testing.T) {
 	p := loadCompose(t, nil)
-	for _, name := range []string{"thumbd", "s3"} {
+	for _, name := range []string{"thumbd", "s3", "postgres", "thumbd-a", "thumbd-b"} {
 		hc := p.Services[name].Healthcheck
 		if hc == nil || len(hc.Test) == 0 {
 			t.Errorf("%s has no healthcheck: `docker compose up --wait` cannot tell when it is up", name)
@@ -207,8 +210,97 @@ func TestComposeHealthchecks(t *testing.T) {
 		}
 	}
 	want := []string{"CMD", imageBinary, "healthcheck"}
-	if got := p.Services["thumbd"].Healthcheck; got != nil && !slices.Equal(got.Test, want) {
-		t.Errorf("thumbd healthcheck = %q, want %q", got.Test, want)
+	for _, name := range []string{"thumbd", "thumbd-a", "thumbd-b"} {
+		if got := p.Services[name].Healthcheck; got != nil && !slices.Equal(got.Test, want) {
+			t.Errorf("%s healthcheck = %q, want %q", name, got.Test, want)
+		}
+	}
+	if got := p.Services["postgres"].Healthcheck; got != nil && (len(got.Test) < 2 || got.Test[1] != "pg_isready") {
+		t.Errorf("postgres healthcheck = %q, want pg_isready (healthy once it accepts connections)", got.Test)
+	}
+}
+
+// TestComposeCluster checks the cluster profile: PostgreSQL and two thumbd
+// instances, each loading through thumbd's own configuration loader to one
+// shared database and one shared bucket for kept files (the bucket s3-init
+// creates, with the S3 server's credentials), each with its own port,
+// public URL and data volume, started only once the database is healthy
+// and the bucket exists.
+func TestComposeCluster(t *testing.T) {
+	p := loadCompose(t, nil)
+	for name, s := range p.Services {
+		cluster := name == "postgres" || name == "thumbd-a" || name == "thumbd-b"
+		if got := slices.Equal(s.Profiles, []string{"cluster"}); got != cluster {
+			t.Errorf("service %s profiles = %q; want the cluster profile exactly for postgres, thumbd-a and thumbd-b", name, s.Profiles)
+		}
+	}
+	pg, s3, bucketStep := p.Services["postgres"], p.Services["s3"], p.Services["s3-init"]
+	if pg.Image == "" {
+		t.Fatal("no postgres service")
+	}
+	type instance struct {
+		name, port string
+		cfg        app.Config
+	}
+	var insts []instance
+	for _, name := range []string{"thumbd-a", "thumbd-b"} {
+		s, ok := p.Services[name]
+		if !ok {
+			t.Fatalf("no %s service", name)
+		}
+		if s.Build == nil {
+			t.Errorf("%s is not built from the Dockerfile", name)
+		}
+		if got := s.DependsOn["postgres"]["condition"]; got != "service_healthy" {
+			t.Errorf("%s depends on postgres with condition %q, want service_healthy", name, got)
+		}
+		if got := s.DependsOn["s3-init"]["condition"]; got != "service_completed_successfully" {
+			t.Errorf("%s depends on s3-init with condition %q, want service_completed_successfully", name, got)
+		}
+		if len(s.Volumes) != 1 || !strings.HasSuffix(s.Volumes[0], ":/var/lib/thumbd") {
+			t.Errorf("%s volumes = %q, want its own data directory", name, s.Volumes)
+		}
+		ports := portMappings(t, s)
+		if len(ports) != 1 {
+			t.Fatalf("%s ports = %q", name, ports)
+		}
+		insts = append(insts, instance{name, ports[0], composeEnvConfig(t, s)})
+	}
+	a, b := insts[0], insts[1]
+	if a.port == b.port || a.cfg.PublicURL == b.cfg.PublicURL || p.Services["thumbd-a"].Volumes[0] == p.Services["thumbd-b"].Volumes[0] {
+		t.Errorf("the instances share a port, public URL or data volume: %s %s %q, %s %s %q", a.port, a.cfg.PublicURL,
+			p.Services["thumbd-a"].Volumes, b.port, b.cfg.PublicURL, p.Services["thumbd-b"].Volumes)
+	}
+	if a.port != "127.0.0.1:8081:8080" || a.cfg.PublicURL != "http://localhost:8081" || b.port != "127.0.0.1:8082:8080" || b.cfg.PublicURL != "http://localhost:8082" {
+		t.Errorf("ports and public URLs: %s %s, %s %s", a.port, a.cfg.PublicURL, b.port, b.cfg.PublicURL)
+	}
+	for _, in := range insts {
+		c := in.cfg
+		if c.Store != "postgres" || c.DatabaseURL != a.cfg.DatabaseURL || c.FilesURL != a.cfg.FilesURL || c.FailoverAfter != a.cfg.FailoverAfter {
+			t.Errorf("%s: store %q database %q files %q failover %v; want postgres and the same as thumbd-a", in.name, c.Store, c.DatabaseURL, c.FilesURL, c.FailoverAfter)
+		}
+		if !c.AllowPrivateNetworks || !slices.Contains(c.S3HTTPHosts, "s3") {
+			t.Errorf("%s: private networks %v, http hosts %q; want the in-compose S3 server reachable over http", in.name, c.AllowPrivateNetworks, c.S3HTTPHosts)
+		}
+	}
+	db, err := url.Parse(a.cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _ := db.User.Password()
+	if db.Hostname() != "postgres" || db.Port() != "5432" || db.User.Username() != pg.Environment["POSTGRES_USER"] ||
+		pw != pg.Environment["POSTGRES_PASSWORD"] || strings.TrimPrefix(db.Path, "/") != pg.Environment["POSTGRES_DB"] {
+		t.Errorf("THUMBD_DATABASE_URL %s does not match the postgres service's user, password and database %v", a.cfg.DatabaseURL, pg.Environment)
+	}
+	files, err := url.Parse(a.cfg.FilesURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := files.User.Password()
+	bucket, _, _ := strings.Cut(strings.TrimPrefix(files.Path, "/"), "/")
+	if files.Scheme != "s3" || files.Host != "s3:7070" || bucket != bucketStep.Environment["S3_BUCKET"] ||
+		files.User.Username() != s3.Environment["ROOT_ACCESS_KEY"] || secret != s3.Environment["ROOT_SECRET_KEY"] {
+		t.Errorf("THUMBD_FILES_URL %s: want the bucket s3-init creates (%s) on s3:7070 with the S3 server's credentials", a.cfg.FilesURL, bucketStep.Environment["S3_BUCKET"])
 	}
 }
 
@@ -331,6 +423,31 @@ func TestComposeConfig(t *testing.T) {
 	}
 	if got := p.Services["thumbd"].DependsOn["s3-init"]["condition"]; got != "service_completed_successfully" {
 		t.Errorf("thumbd depends on s3-init: %q", got)
+	}
+	// With the profile, its services are there with their dependencies.
+	args := append(slices.Clone(cmd.Args[1:len(cmd.Args)-1]), "--profile", "cluster", "config")
+	cluster := exec.Command(cmd.Path, args...)
+	cluster.Env = append(os.Environ(), "THUMBD_A_PORT=18081")
+	stderr.Reset()
+	cluster.Stderr = &stderr
+	if out, err = cluster.Output(); err != nil {
+		t.Fatalf("%s: %v\n%s", cluster, err, stderr.Bytes())
+	}
+	p = composeProject{}
+	if err := yaml.Unmarshal(out, &p); err != nil {
+		t.Fatalf("compose config output: %v\n%s", err, out)
+	}
+	if got := portMappings(t, p.Services["thumbd-a"]); !slices.Equal(got, []string{"127.0.0.1:18081:8080"}) {
+		t.Errorf("thumbd-a ports = %q", got)
+	}
+	for _, name := range []string{"thumbd-a", "thumbd-b"} {
+		s := p.Services[name]
+		if s.DependsOn["postgres"]["condition"] != "service_healthy" || s.Environment["THUMBD_STORE"] != "postgres" {
+			t.Errorf("%s as compose renders it: depends on %v, environment %v", name, s.DependsOn, s.Environment)
+		}
+	}
+	if p.Services["postgres"].Healthcheck == nil {
+		t.Error("postgres as compose renders it has no healthcheck")
 	}
 }
 
