@@ -79,10 +79,9 @@ func shellWords(s string) []string {
 // curlCall is one curl command of the README: POST form to path, and
 // maybe keep a field of the reply (`VAR=$(curl ... | jq -r .field)`).
 type curlCall struct {
-	path      string
-	form      url.Values
-	keep, jq  string
-	statusCmd bool
+	path     string
+	form     url.Values
+	keep, jq string
 }
 
 // parseCurls reads the curl commands of a README block written against
