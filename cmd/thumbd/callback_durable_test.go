@@ -99,10 +99,10 @@ func delivered(cbs []callbackJSON) bool {
 // inspector's record of the attempts refused before.
 func checkLateCallbacks(t *testing.T, rcv *lateReceiver, token string, cbs []callbackJSON) {
 	t.Helper()
-	forms := rcv.waitForms(t, 2, time.Second)
-	time.Sleep(300 * time.Millisecond)
+	rcv.waitForms(t, 2, time.Second)
+	time.Sleep(300 * time.Millisecond) // a duplicate would arrive by now
 	rcv.mu.Lock()
-	forms = slices.Clone(rcv.forms)
+	forms := slices.Clone(rcv.forms)
 	rcv.mu.Unlock()
 	if len(forms) != 2 || forms[0].Get("event") != "queued" || forms[1].Get("event") != "saved" {
 		t.Fatalf("receiver got %v, want queued then saved, once each", forms)
