@@ -308,19 +308,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // base is the public URL of this server for a request.
-func (s *Server) base(r *http.Request) string {
-	if s.cfg.PublicURL != "" {
-		return s.cfg.PublicURL
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
-		scheme = p
-	}
-	return scheme + "://" + r.Host
-}
+func (s *Server) base(r *http.Request) string { return wire.BaseURL(r, s.cfg.PublicURL) }
 
 func (s *Server) accessToken(r *http.Request, form url.Values) (any, error) {
 	key := strings.TrimSpace(form.Get("api_key"))

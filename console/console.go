@@ -27,6 +27,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/thumbd/thumbd/api/wire"
+	"github.com/thumbd/thumbd/engine"
 )
 
 // Path is where the console is served.
@@ -236,7 +239,7 @@ func (h *Handler) route(r *http.Request, route string) (any, error) {
 		return listReply{Tasks: tasks}, nil
 	case strings.HasPrefix(route, "tasks/"):
 		token := strings.TrimPrefix(route, "tasks/")
-		if !validToken(token) {
+		if !engine.ValidToken(token) {
 			return nil, &apiError{http.StatusNotFound, "no such task: a task token is 32 hex digits"}
 		}
 		d, err := h.cfg.Backend.Task(r.Context(), scope, token)
@@ -301,33 +304,9 @@ func parseFilter(r *http.Request) (Filter, error) {
 	return f, nil
 }
 
-// base is the public URL of this server for a request (as package api
-// computes it).
-func (h *Handler) base(r *http.Request) string {
-	if h.cfg.PublicURL != "" {
-		return h.cfg.PublicURL
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
-		scheme = p
-	}
-	return scheme + "://" + r.Host
-}
-
-func validToken(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for _, c := range s {
-		if !strings.ContainsRune("0123456789abcdef", c) {
-			return false
-		}
-	}
-	return true
-}
+// base is the public URL of this server for a request, as package api
+// computes it.
+func (h *Handler) base(r *http.Request) string { return wire.BaseURL(r, h.cfg.PublicURL) }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
