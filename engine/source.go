@@ -45,6 +45,19 @@ func contentKey(src OpenSource) string {
 	return ""
 }
 
+// LocalSource is implemented by OpenSources that can say whether ffmpeg
+// reads them from this machine's disk (a file, an upload, a source
+// downloaded whole), where reading all of it for a frame index is cheap.
+type LocalSource interface {
+	Local() bool
+}
+
+// isLocal reports whether src says it is read from local disk.
+func isLocal(src OpenSource) bool {
+	l, ok := src.(LocalSource)
+	return ok && l.Local()
+}
+
 // TaskReleaser is implemented by Sources that keep something for a task,
 // such as its direct uploads, until the task has ended for good (completed
 // or failed; not interrupted by a shutdown, after which it runs again).

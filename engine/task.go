@@ -262,7 +262,7 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		// One frame: an input seek, in one process, is the cheapest way,
 		// index or not.
 		index = nil
-	case index == nil && wantIndex(spec, media):
+	case index == nil && wantIndex(spec, media, isLocal(source)):
 		index = e.index(ctx, token, src, media)
 		if index != nil {
 			e.probes.Put(key, media, index)
@@ -534,14 +534,16 @@ func objectURL(dest string, kind OutputKind, index int, name string) string {
 // a file on local disk (file://, tus:) as soon as more than one frame is
 // wanted, and for a remote one only when the frames are dense enough
 // (about one every 2 s or closer) that input seeks would read most of it
-// anyway. A single remote thumbnail costs a few range requests instead.
-func wantIndex(spec Spec, m ffmpeg.Media) bool {
+// anyway. A single remote thumbnail costs a few range requests instead. A
+// remote source the gateway holds on local disk (downloaded whole, its
+// origin ignoring Range) counts as local.
+func wantIndex(spec Spec, m ffmpeg.Media, local bool) bool {
 	dur := m.Duration()
 	frames := countFrames(spec, m)
 	if frames < 2 {
 		return false
 	}
-	if strings.HasPrefix(spec.Source, "file://") || strings.HasPrefix(spec.Source, "tus:") {
+	if local || strings.HasPrefix(spec.Source, "file://") || strings.HasPrefix(spec.Source, "tus:") {
 		return true
 	}
 	return time.Duration(frames)*2*time.Second >= dur

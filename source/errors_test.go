@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/ffmpeg"
 )
 
 // truncated returns the first half of file, as an interrupted download
@@ -290,7 +291,7 @@ func TestOriginWithoutRanges(t *testing.T) {
 			spool := t.TempDir()
 			g := startGateway(t, Config{Guard: allowAll, SpoolDir: spool})
 			spec := engine.Spec{Source: o.URL + "/v.mp4", Outputs: []engine.Output{
-				{Kind: engine.KindThumbnails, Interval: 2 * time.Second, Width: 160, Format: engine.JPEG}}}
+				{Kind: engine.KindThumbnails, Interval: 5 * time.Second, Width: 160, Format: engine.JPEG}}}
 			snap := runTask(t, g, spec, 0)
 			if snap.State != engine.StateCompleted || snap.SourceSize != int64(len(data)) || snap.Duration != tt.duration {
 				t.Fatalf("task ended %s (%s), source_size %d, duration %v", snap.State, snap.Error, snap.SourceSize, snap.Duration)
@@ -298,6 +299,15 @@ func TestOriginWithoutRanges(t *testing.T) {
 			t.Logf("%s file: %d requests, %s served", FormatSize(int64(len(data))), o.requests.Load(), FormatSize(o.bytes.Load()))
 			if o.requests.Load() != 1 || o.bytes.Load() != int64(len(data)) {
 				t.Errorf("the origin served %d requests, %d bytes; want the file once: 1 request, %d bytes", o.requests.Load(), o.bytes.Load(), len(data))
+			}
+			// Sparse frames of a remote source are input seeks; of one
+			// downloaded whole, planned from its index as a local file's.
+			for _, im := range snap.Images {
+				for _, f := range im.Frames {
+					if f.Strategy == ffmpeg.StrategyInputSeek {
+						t.Errorf("image %d: taken by input seek, as if the source were not on disk", im.N)
+					}
+				}
 			}
 			if left, _ := os.ReadDir(spool); len(left) > 0 {
 				t.Errorf("the spool directory still holds %d files", len(left))

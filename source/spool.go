@@ -60,3 +60,7 @@ func (e *entry) spool(ctx context.Context, resp *http.Response, stall *time.Time
 	m, _ := f.ReadAt(head, 0)
 	return e.sniff(head[:m])
 }
+
+// Local implements engine.LocalSource: a file, an upload or a source
+// downloaded whole is read from this machine's disk.
+func (e *entry) Local() bool { return e.kind == kindFile }
