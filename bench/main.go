@@ -28,7 +28,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -65,18 +64,7 @@ func main() {
 	only := flag.String("sources", "", "comma-separated sources to run (default all: "+names()+")")
 	onlyMethods := flag.String("methods", "", "comma-separated methods to run (default all)")
 	md := flag.String("md", "", "also write the table to this file")
-	onlyCases := flag.String("cases", "", "comma-separated API cases to run (default all: single,burst,status,norange; \"none\" for none)")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (thumbd runs in it for the API cases) to this file")
 	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *child != "" {
@@ -86,15 +74,7 @@ func main() {
 		}
 		return
 	}
-	// -sources alone runs no API case, -cases alone no source.
-	switch {
-	case *only == "" && *onlyCases == "":
-		*onlyCases = "all"
-	case *only == "" && *onlyMethods == "":
-		*only = "none"
-	}
-	if err := run(ctx, *cache, *only, *onlyMethods, *onlyCases, *md); err != nil {
-		pprof.StopCPUProfile()
+	if err := run(ctx, *cache, *only, *onlyMethods, *md); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -121,7 +101,7 @@ type result struct {
 	err         error
 }
 
-func run(ctx context.Context, cache, only, onlyMethods, onlyCases, md string) error {
+func run(ctx context.Context, cache, only, onlyMethods, md string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -129,9 +109,6 @@ func run(ctx context.Context, cache, only, onlyMethods, onlyCases, md string) er
 	var report strings.Builder
 	fmt.Fprintf(&report, "Machine: %s, %d cores, %s; %s; load average before the run: %s.\n\n",
 		cpuModel(), runtime.NumCPU(), memTotal(), ffmpegVersion(), loadAvg())
-	if err := runCases(ctx, cache, onlyCases, &report); err != nil {
-		return err
-	}
 	for _, s := range sources {
 		if only != "" && !slices.Contains(strings.Split(only, ","), s.name) {
 			continue

@@ -1,10 +1,5 @@
 package main
 
-// The API cases measure thumbd as test suites meet it: a real thumbd
-// (internal/app.Run, SQLite store, River queue, source gateway) on
-// 127.0.0.1, driven over HTTP, each case against a baseline measured in
-// the same run.
-
 import (
 	"bytes"
 	"context"
@@ -42,6 +37,37 @@ var cases = []struct {
 // clipFile is the 10 s 640x360 25 fps clip (GOP 2 s) with its frame
 // number painted in its top 40 rows, 8 bits.
 const clipFile = "testdata/clip.mp4"
+
+// longName is the long-source benchmark's 10-minute source (bench/sources.go),
+// the norange case's file.
+const longName = "tenmin1080"
+
+// longSource returns the 10-minute source from the cache, asking the
+// long-source benchmark (go run ./bench) to generate it when it is not
+// there.
+func longSource(ctx context.Context, cache string) (string, error) {
+	find := func() string {
+		m, _ := filepath.Glob(filepath.Join(cache, longName+"-*.mp4"))
+		for _, f := range m {
+			if !strings.Contains(f, ".part.") {
+				return f
+			}
+		}
+		return ""
+	}
+	if f := find(); f != "" {
+		return f, nil
+	}
+	cmd := exec.CommandContext(ctx, "go", "run", "./bench", "-cache", cache, "-sources", longName, "-methods", "none")
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("generating %s: %w", longName, err)
+	}
+	if f := find(); f != "" {
+		return f, nil
+	}
+	return "", fmt.Errorf("%s is not in %s", longName, cache)
+}
 
 const clipFPS = 25.0
 
@@ -594,13 +620,7 @@ func (b *apiBench) status(ctx context.Context) error {
 // origin that ignores Range, against one download of the file plus the
 // same task on the local file.
 func (b *apiBench) norange(ctx context.Context) error {
-	var src source
-	for _, s := range sources {
-		if s.name == "tenmin1080" {
-			src = s
-		}
-	}
-	file, err := src.ensure(ctx, b.cache)
+	file, err := longSource(ctx, b.cache)
 	if err != nil {
 		return err
 	}
