@@ -152,15 +152,23 @@ func (e *ExecError) Error() string {
 
 func (e *ExecError) Unwrap() error { return e.Err }
 
-// run executes tool with args, stops it gracefully when ctx ends (SIGTERM,
-// then SIGKILL after a grace period), and returns its stdout and stderr.
-func (r Runner) run(ctx context.Context, tool string, args []string) (stdout, stderr []byte, err error) {
+// command is tool with args, stopped gracefully when ctx ends: SIGTERM,
+// then SIGKILL after a grace period. Every process the Runner starts is made
+// here, and tracked (track) from its start to its end.
+func (r Runner) command(ctx context.Context, tool string, args []string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 3 * time.Second
+	return cmd
+}
+
+// run executes tool with args, stops it gracefully when ctx ends, and
+// returns its stdout and stderr.
+func (r Runner) run(ctx context.Context, tool string, args []string) (stdout, stderr []byte, err error) {
+	cmd := r.command(ctx, tool, args)
 	var out, errb bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &errb
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 3 * time.Second
 	err = cmd.Start()
 	if err == nil {
 		done := r.track(tool)

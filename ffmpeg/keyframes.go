@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"os/exec"
 	"slices"
 	"sort"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -413,11 +411,9 @@ func (r Runner) indexLines(ctx context.Context, src string, stream int, interval
 		in := InputArgs(src)
 		args = append(append(slices.Clone(args[:len(args)-len(in)]), "-read_intervals", interval), in...)
 	}
-	cmd := exec.CommandContext(ctx, r.FFprobe, args...)
+	cmd := r.command(ctx, r.FFprobe, args)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 3 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return lines{}, err

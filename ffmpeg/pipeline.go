@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -225,17 +224,13 @@ func (r Runner) runPipeline(ctx context.Context, copyArgs, decodeArgs []string, 
 	if err != nil {
 		return nil, err
 	}
-	copier := exec.CommandContext(ctx, r.FFmpeg, copyArgs...)
+	copier := r.command(ctx, r.FFmpeg, copyArgs)
 	var copyErr bytes.Buffer
 	copier.Stdout = pw
 	copier.Stderr = &copyErr
-	copier.Cancel = func() error { return copier.Process.Signal(syscall.SIGTERM) }
-	copier.WaitDelay = 3 * time.Second
 
-	dec := exec.CommandContext(ctx, r.FFmpeg, decodeArgs...)
+	dec := r.command(ctx, r.FFmpeg, decodeArgs)
 	dec.Stdin = pr
-	dec.Cancel = func() error { return dec.Process.Signal(syscall.SIGTERM) }
-	dec.WaitDelay = 3 * time.Second
 	stderr, err := dec.StderrPipe()
 	if err != nil {
 		pr.Close()

@@ -9,10 +9,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -292,13 +290,16 @@ var errProbeOutput = errors.New("ffprobe printed too much")
 func (r Runner) probeTail(ctx context.Context, src string) ([]byte, error) {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, r.FFprobe, ProbeTailArgs(src)...)
+	cmd := r.command(cctx, r.FFprobe, ProbeTailArgs(src))
 	out := &cappedBuffer{max: maxProbeOutput, over: cancel}
 	cmd.Stdout = out
 	cmd.Stderr = io.Discard
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 3 * time.Second
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		done := r.track(r.FFprobe)
+		err = cmd.Wait()
+		done()
+	}
 	if out.exceeded {
 		return nil, errProbeOutput
 	}
@@ -346,10 +347,8 @@ func still(format string) bool {
 // largest, so that its memory stays flat however many packets there are:
 // a source without an end is read until the source's own limit stops it.
 func (r Runner) lastPTS(ctx context.Context, src string, stream int, from time.Duration) (time.Duration, bool) {
-	cmd := exec.CommandContext(ctx, r.FFprobe, TailPacketsArgs(src, stream, from)...)
+	cmd := r.command(ctx, r.FFprobe, TailPacketsArgs(src, stream, from))
 	cmd.Stderr = io.Discard // a failure is reported as not found
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 3 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return 0, false
@@ -357,6 +356,7 @@ func (r Runner) lastPTS(ctx context.Context, src string, stream int, from time.D
 	if err := cmd.Start(); err != nil {
 		return 0, false
 	}
+	defer r.track(r.FFprobe)()
 	var last time.Duration
 	found := false
 	sc := bufio.NewScanner(out)

@@ -6,10 +6,8 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -43,12 +41,10 @@ func ParseProgress(r io.Reader, f func(outTime time.Duration, end bool)) {
 // passes each reported output time to f. It stops ffmpeg the way every run
 // is stopped when ctx ends.
 func (r Runner) RunProgress(ctx context.Context, args []string, f func(outTime time.Duration)) error {
-	cmd := exec.CommandContext(ctx, r.FFmpeg, args...)
+	cmd := r.command(ctx, r.FFmpeg, args)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	cmd.Env = append(os.Environ(), "SVT_LOG=1") // SVT-AV1 prints a banner to stderr otherwise
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 3 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
