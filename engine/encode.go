@@ -149,6 +149,9 @@ func (e *Engine) encodeVideo(ctx context.Context, src string, p *videoPlan, m *m
 // and is returned, naming its output.
 func (e *Engine) makeOutputs(ctx context.Context, token, src string, media ffmpeg.Media, index *ffmpeg.FrameIndex, plans []*outputPlan, videos []*videoPlan, dir string) error {
 	m := newMeter(5, 90, func(pct float64) {
+		if partOf(ctx) != nil {
+			return // a part's progress is its task's when it ends
+		}
 		e.update(ctx, token, func(s *Snapshot) { s.Percent = max(s.Percent, pct) })
 	})
 	grabs, frames := -1, 0

@@ -75,6 +75,11 @@ type Config struct {
 	// for tasks that read the same source again unchanged (see
 	// ContentKeyer); 0 takes the default, 256; negative keeps none.
 	ProbeCache int
+	// PartOutputs, when positive and the Queue is a Spreader, spreads a
+	// task with more outputs than that into parts of that many outputs,
+	// each a job of its own that any process sharing the queue runs; the
+	// task completes when its parts do. 0: a task is one job.
+	PartOutputs int
 }
 
 // Event is something that happened to a task that its owner is told of.
@@ -381,6 +386,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var sweeper sync.WaitGroup
 	sweeper.Go(func() { e.sweepLoop(sweepCtx) })
+	if s, ok := e.queue.(Spreader); ok {
+		s.SetPartWork(e.runPart)
+	}
 	err := e.queue.Run(ctx, e.runTask)
 	stopSweep()
 	sweeper.Wait()

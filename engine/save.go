@@ -167,6 +167,12 @@ func (b *saveBatch) flush(ctx context.Context) {
 		return
 	}
 	images, videos, pct := b.images, b.videos, b.pct
+	if part := partOf(ctx); part != nil {
+		// A part's entries go into its task's status when it ends.
+		part.images, part.videos = append(part.images, images...), append(part.videos, videos...)
+		b.images, b.videos, b.pct, b.last = nil, nil, 0, time.Now()
+		return
+	}
 	b.e.update(ctx, b.token, func(s *Snapshot) {
 		s.Images = append(s.Images, images...)
 		s.Videos = append(s.Videos, videos...)

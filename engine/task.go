@@ -26,6 +26,9 @@ func (e *Engine) runTask(ctx context.Context, token string) error {
 	if rec == nil {
 		return err
 	}
+	if parts := e.spreads(token, *rec.Spec); parts != nil {
+		return e.spread(ctx, token, parts)
+	}
 	ctx, untrack := e.track(ctx, token)
 	defer untrack()
 	began := time.Now()
@@ -127,10 +130,14 @@ func (e *Engine) interrupted(ctx context.Context, token string) error {
 }
 
 // end records how a task ended (completed, or in error with err), lets
-// its source go, and tells the notifier.
+// its source go, and tells the notifier. A task that has ended already
+// is left as it is, and its owner is not told again.
 func (e *Engine) end(ctx context.Context, token string, spec Spec, err error, took time.Duration) error {
 	var snap Snapshot
 	uerr := e.store.UpdateTask(context.WithoutCancel(ctx), token, func(r *TaskRecord) error {
+		if r.Snap.State.Done() {
+			return errEnded // ended already (by another part of it, or another run)
+		}
 		if err != nil {
 			r.Snap.State = StateError
 			r.Snap.Error = err.Error()
@@ -145,7 +152,7 @@ func (e *Engine) end(ctx context.Context, token string, spec Spec, err error, to
 	if r, ok := e.cfg.Sources.(TaskReleaser); ok {
 		r.ReleaseTask(context.WithoutCancel(ctx), token)
 	}
-	if errors.Is(uerr, ErrTokenNotFound) {
+	if errors.Is(uerr, ErrTokenNotFound) || errors.Is(uerr, errEnded) {
 		return nil
 	}
 	if uerr != nil {
@@ -166,6 +173,9 @@ func (e *Engine) end(ctx context.Context, token string, spec Spec, err error, to
 // down. Entering a new state first passes the Gate, which may hold the
 // task or fail it.
 func (e *Engine) progress(ctx context.Context, token string, st State, pct float64) error {
+	if partOf(ctx) != nil {
+		return nil // a part's progress is its task's when it ends (runPart)
+	}
 	if e.cfg.Gate != nil {
 		cur, err := e.store.Task(ctx, token)
 		if err == nil && cur.Snap.State != st {
@@ -277,7 +287,17 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 
 	var plans, described []*outputPlan
 	var videos []*videoPlan
+	others := 0 // images of the outputs other parts of the task make
+	part := partOf(ctx)
 	for i, o := range spec.Outputs {
+		if part != nil && !part.has(i) {
+			if o.Kind == KindThumbnail || o.Kind == KindThumbnails {
+				if p, err := planOutput(i, o, e.cfg.Accuracy, media, nil, dir); err == nil {
+					others += len(p.frames)
+				}
+			}
+			continue
+		}
 		if o.Kind == KindMetadata {
 			p, _, err := e.describe(ctx, i, o, source, dir)
 			if err != nil {
@@ -308,7 +328,7 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		plans = append(plans, p)
 	}
 	if max := e.cfg.MaxImages; max > 0 {
-		n := 0
+		n := others
 		for _, p := range plans {
 			n += len(p.frames)
 		}

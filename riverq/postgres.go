@@ -19,7 +19,9 @@ const migrateLock = 0x7468756d62642d72 // "thumbd-r"
 // it does not touch the jobs it finds running: they may belong to another
 // live process. A job whose process died is run again by River's rescuer
 // once it has been running longer than Options' Timeout plus Grace plus
-// five minutes (24 hours without a Timeout).
+// five minutes (24 hours without a Timeout), or after Options' Lease.
+// Only a queue on PostgreSQL runs a task's parts (engine.Spreader); the
+// parts done are recorded in the table thumbd_part.
 func NewPostgres(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Queue[pgx.Tx], error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -32,6 +34,9 @@ func NewPostgres(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Queue[
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(migrateLock))
 	q, err := New(ctx, riverpgxv5.New(pool), opts)
 	if err != nil {
+		return nil, err
+	}
+	if q.parts, err = newPartStore(ctx, pool); err != nil {
 		return nil, err
 	}
 	q.countTasks = func(ctx context.Context) (n int, err error) {

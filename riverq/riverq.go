@@ -71,6 +71,8 @@ type Queue[TTx any] struct {
 	driver riverdriver.Driver[TTx]
 	opts   Options
 	work   atomic.Pointer[func(ctx context.Context, token string) error]
+	part   atomic.Pointer[func(ctx context.Context, p engine.Part) error]
+	parts  *partStore                      // PostgreSQL: the record of the parts done; nil: tasks are not spread
 	hard   atomic.Pointer[context.Context] // with a lease: ends when a stop's grace is over
 
 	callbacks  *Callbacks[TTx]
@@ -105,6 +107,7 @@ func New[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], opts Opti
 	q.callbacks = &Callbacks[TTx]{q: q}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, river.WorkFunc(q.runJob))
+	river.AddWorker(workers, river.WorkFunc(q.runPartJob))
 	river.AddWorker(workers, &callbackWorker[TTx]{c: q.callbacks})
 	// A job still running after rescue is taken for the job of a worker
 	// that died, and run again.
@@ -189,6 +192,21 @@ func (q *Queue[TTx]) runJob(ctx context.Context, job *river.Job[TaskArgs]) error
 	if work == nil {
 		return river.JobSnooze(time.Second)
 	}
+	return q.runWork(ctx, job.JobRow, func(ctx context.Context) error { return (*work)(ctx, job.Args.Token) })
+}
+
+// runPartJob runs one part job.
+func (q *Queue[TTx]) runPartJob(ctx context.Context, job *river.Job[PartArgs]) error {
+	work := q.part.Load()
+	if work == nil {
+		return river.JobSnooze(time.Second)
+	}
+	return q.runWork(ctx, job.JobRow, func(ctx context.Context) error { return (*work)(ctx, job.Args.part()) })
+}
+
+// runWork runs a job's work: under the lease, when the queue has one, and
+// snoozed when shutdown interrupted it.
+func (q *Queue[TTx]) runWork(ctx context.Context, job *rivertype.JobRow, run func(ctx context.Context) error) error {
 	if q.opts.Lease > 0 {
 		// River's context ends with the lease: the work's ends when the
 		// queue stops (after its grace) or at the task's time limit.
@@ -205,7 +223,7 @@ func (q *Queue[TTx]) runJob(ctx context.Context, job *river.Job[TaskArgs]) error
 		ctx = wctx
 		defer q.renew(ctx, job.ID)()
 	}
-	err := (*work)(ctx, job.Args.Token)
+	err := run(ctx)
 	if errors.Is(err, engine.ErrInterrupted) {
 		// Available again at once, for the next worker that starts; not
 		// counted as an attempt.
@@ -294,6 +312,9 @@ const countWaiting = `SELECT count(*) FROM river_job WHERE kind = $1 AND state I
 // Purge implements engine.Queue: it deletes every task job that is not
 // running.
 func (q *Queue[TTx]) Purge(ctx context.Context) error {
+	if err := q.deleteJobs(ctx, PartKind); err != nil {
+		return err
+	}
 	return q.deleteJobs(ctx, Kind)
 }
 

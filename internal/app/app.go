@@ -212,6 +212,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		MaxImages:       cfg.MaxImages,
 		UploadManifests: cfg.UploadManifests,
 		ProbeCache:      probeCache(cfg.ProbeCache),
+		PartOutputs:     partOutputs(cfg),
 	})
 	var cons http.Handler
 	if cfg.Console {
@@ -440,4 +441,13 @@ func spoolDir(dataDir string) string {
 		return ""
 	}
 	return dir
+}
+
+// partOutputs is engine.Config.PartOutputs: THUMBD_SPREAD_OUTPUTS, with
+// PostgreSQL only (a queue on SQLite or in memory serves one instance).
+func partOutputs(cfg Config) int {
+	if cfg.Store != "postgres" {
+		return 0
+	}
+	return cfg.SpreadOutputs
 }
