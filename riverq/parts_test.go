@@ -1,0 +1,115 @@
+package riverq_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/internal/pgtest"
+	"github.com/thumbd/thumbd/riverq"
+)
+
+// TestPartDone records the parts of a task from two processes at once:
+// exactly one call, the last, is told that every part is done, and a part
+// recorded again (a rerun) does not count twice.
+func TestPartDone(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	a, b := openPG(t, url, riverq.Options{}), openPG(t, url, riverq.Options{})
+	const parts = 40
+	token := engine.NewToken()
+	var all atomic.Int32
+	var wg sync.WaitGroup
+	for i := range parts {
+		q := a
+		if i%2 == 1 {
+			q = b
+		}
+		wg.Go(func() {
+			done, err := q.PartDone(ctx, engine.Part{Token: token, Index: i, Parts: parts, Count: 1, First: i})
+			if err != nil {
+				t.Error(err)
+			}
+			if done {
+				all.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := all.Load(); n != 1 {
+		t.Fatalf("%d calls were told every part is done, want 1", n)
+	}
+	other := engine.NewToken()
+	for range 2 {
+		done, err := a.PartDone(ctx, engine.Part{Token: other, Index: 0, Parts: 2, Count: 1})
+		if err != nil || done {
+			t.Fatalf("part 0 of 2 recorded twice: all done %v, %v; want false", done, err)
+		}
+	}
+}
+
+// TestParts queues the parts of a task, and a task after them: the parts
+// run through the part work, each once, and the task queued last runs
+// before the parts still waiting (part jobs have a lower priority).
+func TestParts(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	q := openPG(t, pgtest.URL(t), riverq.Options{Workers: 1})
+	var mu sync.Mutex
+	var order []string
+	gate := make(chan struct{})
+	q.SetPartWork(func(ctx context.Context, p engine.Part) error {
+		<-gate
+		mu.Lock()
+		order = append(order, "part")
+		mu.Unlock()
+		return nil
+	})
+	token := engine.NewToken()
+	var parts []engine.Part
+	for i := range 5 {
+		parts = append(parts, engine.Part{Token: token, Index: i, Parts: 5, First: i, Count: 1})
+	}
+	if err := q.EnqueueParts(ctx, parts); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.EnqueueParts(ctx, parts); err != nil { // queued once
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go q.Run(ctx, func(ctx context.Context, token string) error {
+		mu.Lock()
+		order = append(order, "task")
+		mu.Unlock()
+		close(done)
+		return nil
+	})
+	// The first part is running (held); the task is queued behind it.
+	time.Sleep(300 * time.Millisecond)
+	if err := q.Enqueue(ctx, engine.NewToken()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(gate)
+	<-done
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(order)
+		got := append([]string(nil), order...)
+		mu.Unlock()
+		if n == 6 {
+			if got[0] != "part" || got[1] != "task" {
+				t.Errorf("ran %v, want a part (already running), the task, then the other parts", got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ran %v, want 5 parts and a task, each once", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
