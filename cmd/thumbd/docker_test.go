@@ -276,8 +276,8 @@ func TestComposeCluster(t *testing.T) {
 	}
 	for _, in := range insts {
 		c := in.cfg
-		if c.Store != "postgres" || c.DatabaseURL != a.cfg.DatabaseURL || c.FilesURL != a.cfg.FilesURL || c.FailoverAfter != a.cfg.FailoverAfter {
-			t.Errorf("%s: store %q database %q files %q failover %v; want postgres and the same as thumbd-a", in.name, c.Store, c.DatabaseURL, c.FilesURL, c.FailoverAfter)
+		if c.Store != "postgres" || c.DatabaseURL != a.cfg.DatabaseURL || c.FilesURL != a.cfg.FilesURL || c.FailoverAfter != a.cfg.FailoverAfter || c.SpreadOutputs != a.cfg.SpreadOutputs || c.SpreadOutputs == 0 {
+			t.Errorf("%s: store %q database %q files %q failover %v spread %d; want postgres, tasks spread, and the same as thumbd-a", in.name, c.Store, c.DatabaseURL, c.FilesURL, c.FailoverAfter, c.SpreadOutputs)
 		}
 		if !c.AllowPrivateNetworks || !slices.Contains(c.S3HTTPHosts, "s3") {
 			t.Errorf("%s: private networks %v, http hosts %q; want the in-compose S3 server reachable over http", in.name, c.AllowPrivateNetworks, c.S3HTTPHosts)
