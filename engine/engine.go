@@ -389,6 +389,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	if s, ok := e.queue.(Spreader); ok {
 		s.SetPartWork(e.runPart)
 	}
+	if r, ok := e.queue.(Retrier); ok {
+		r.SetGiveUp(e.giveUp)
+	}
 	err := e.queue.Run(ctx, e.runTask)
 	stopSweep()
 	sweeper.Wait()

@@ -179,3 +179,33 @@ func (e *Engine) attemptPart(ctx context.Context, token string, spec Spec, part 
 
 // errEnded stops an update of a task that has already ended.
 var errEnded = errors.New("the task has ended")
+
+// Retrier is a Queue that runs again, a limited number of times, the job
+// of a task or part whose run failed outside the task (an error reading
+// or writing the store or the queue). SetGiveUp sets what it calls once,
+// after the last attempt failed (err is that attempt's error); it is
+// called before Run. The engine then ends the task in error, so that it
+// is not left encoding.
+type Retrier interface {
+	SetGiveUp(giveUp func(ctx context.Context, token string, err error))
+}
+
+// giveUp ends in error a task whose job (or one of whose parts) the queue
+// gave up on after its last attempt failed. A task already ended, or
+// forgotten, is left as it is.
+func (e *Engine) giveUp(ctx context.Context, token string, cause error) {
+	ctx = context.WithoutCancel(ctx)
+	rec, err := e.store.Task(ctx, token)
+	switch {
+	case errors.Is(err, ErrTokenNotFound):
+		return
+	case err != nil:
+		e.log.Error("ending a task the queue gave up on", "task", Redact(token), "err", err, "cause", cause)
+		return
+	case rec.Spec == nil || rec.Snap.State.Done():
+		return
+	}
+	if err := e.end(ctx, token, *rec.Spec, fmt.Errorf("thumbd could not finish the task; try it again: %w", cause), time.Since(rec.Created)); err != nil {
+		e.log.Error("ending a task the queue gave up on", "task", Redact(token), "err", err, "cause", cause)
+	}
+}

@@ -2,10 +2,13 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -102,4 +105,79 @@ func TestSpreadParts(t *testing.T) {
 	if ev := spread.events.of(task); !slices.Equal(ev, []EventKind{EventQueued, EventSaved}) {
 		t.Errorf("events %v, want queued, saved", ev)
 	}
+}
+
+// downStore is a MemoryStore that cannot record a task's end while down.
+type downStore struct {
+	*MemoryStore
+	down atomic.Bool
+}
+
+func (s *downStore) UpdateTask(ctx context.Context, token string, f func(*TaskRecord) error) error {
+	return s.MemoryStore.UpdateTask(ctx, token, func(r *TaskRecord) error {
+		if err := f(r); err != nil {
+			return err
+		}
+		if s.down.Load() && r.Snap.State == StateCompleted {
+			return errors.New("database unavailable")
+		}
+		return nil
+	})
+}
+
+// TestGivenUpTaskEndsInError runs a task and a spread task whose ends the
+// store cannot record: the queue's last attempt fails, the queue gives up,
+// and each task ends in error, once, saying what failed, with one saved
+// event; nothing is left encoding.
+func TestGivenUpTaskEndsInError(t *testing.T) {
+	t.Run("whole", func(t *testing.T) {
+		store := &downStore{MemoryStore: NewMemoryStore()}
+		store.down.Store(true)
+		h := newHarnessWith(t, func(c *Config) { c.Store = store })
+		task := h.start(t, "clip.mp4", Output{Kind: KindThumbnail, Time: ptr(0.25), Width: 160})
+		// The MemoryQueue makes one attempt: its failure is its last.
+		s := h.wait(t, task)
+		if s.State != StateError || !strings.Contains(s.Error, "database unavailable") || !strings.Contains(s.Error, "try it again") {
+			t.Fatalf("task ended %s: %q, want error naming the store's failure", s.State, s.Error)
+		}
+		h.stop()
+		if got := h.events.events[task]; !slices.Equal(got, []EventKind{EventQueued, EventError, EventSaved}) {
+			t.Errorf("events %v, want queued, error, saved", got)
+		}
+	})
+	t.Run("part", func(t *testing.T) {
+		sq := &memSpreader{MemoryQueue: NewMemoryQueue(16, 2), done: map[string]map[int]bool{}}
+		h := newHarnessWith(t, func(c *Config) { c.Queue, c.PartOutputs = sq, 1 })
+		task := h.start(t, "clip.mp4",
+			Output{Kind: KindThumbnail, Time: ptr(0.25), Width: 160},
+			Output{Kind: KindThumbnail, Time: ptr(0.75), Width: 120})
+		var parts []Part
+		for deadline := time.Now().Add(10 * time.Second); len(parts) < 2; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d parts queued, want 2", len(parts))
+			}
+			sq.mu.Lock()
+			parts = slices.Clone(sq.parts)
+			sq.mu.Unlock()
+		}
+		if err := sq.work(t.Context(), parts[0]); err != nil {
+			t.Fatal(err)
+		}
+		// Part 2's last attempt fails outside the task: the queue gives up.
+		cause := errors.New("part 2 of 2 (outputs 1 to 1) failed 3 times: database unavailable")
+		sq.MemoryQueue.giveUp(t.Context(), task, cause)
+		sq.MemoryQueue.giveUp(t.Context(), task, cause) // once only
+		s := h.wait(t, task)
+		if s.State != StateError || !strings.Contains(s.Error, cause.Error()) {
+			t.Fatalf("task ended %s: %q, want error naming the part that failed", s.State, s.Error)
+		}
+		// The part run again later finds the task ended.
+		if err := sq.work(t.Context(), parts[1]); err != nil {
+			t.Fatal(err)
+		}
+		h.stop()
+		if got := h.events.events[task]; !slices.Equal(got, []EventKind{EventQueued, EventError, EventSaved}) {
+			t.Errorf("events %v, want queued, error, saved", got)
+		}
+	})
 }

@@ -267,6 +267,7 @@ type MemoryQueue struct {
 	workers int // tasks run at once
 	mu      sync.Mutex
 	known   map[string]bool // queued or running: Enqueue ignores them
+	giveUp  func(ctx context.Context, token string, err error)
 
 	// Grace is how long Run lets the work under way go on after its
 	// context ends before it cancels it; 0 cancels it at once.
@@ -304,8 +305,17 @@ func (q *MemoryQueue) forget(token string) {
 	q.mu.Unlock()
 }
 
+var _ Retrier = (*MemoryQueue)(nil)
+
+// SetGiveUp implements Retrier: a MemoryQueue makes one attempt.
+func (q *MemoryQueue) SetGiveUp(giveUp func(ctx context.Context, token string, err error)) {
+	q.mu.Lock()
+	q.giveUp = giveUp
+	q.mu.Unlock()
+}
+
 // Run implements Queue. A task whose work fails with an error other than
-// ErrInterrupted is not tried again.
+// ErrInterrupted is not tried again: it is given up (Retrier).
 func (q *MemoryQueue) Run(ctx context.Context, work func(ctx context.Context, token string) error) error {
 	workCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
@@ -348,6 +358,12 @@ func (q *MemoryQueue) Run(ctx context.Context, work func(ctx context.Context, to
 						}
 					} else {
 						q.forget(token)
+						q.mu.Lock()
+						giveUp := q.giveUp
+						q.mu.Unlock()
+						if err != nil && giveUp != nil {
+							giveUp(workCtx, token, err)
+						}
 					}
 				}
 			}

@@ -2,6 +2,7 @@ package riverq_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -111,5 +112,38 @@ func TestParts(t *testing.T) {
 			t.Fatalf("ran %v, want 5 parts and a task, each once", got)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPartLastAttemptGivesUp runs a part whose every run fails outside
+// it: after its last attempt the queue gives its task up, once, naming
+// the part.
+func TestPartLastAttemptGivesUp(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	q := openPG(t, pgtest.URL(t), riverq.Options{Workers: 1, MaxAttempts: 2})
+	g := watchGiveUps(q)
+	var runs atomic.Int32
+	q.SetPartWork(func(ctx context.Context, p engine.Part) error {
+		runs.Add(1)
+		return errors.New("database unavailable")
+	})
+	token := engine.NewToken()
+	if err := q.EnqueueParts(ctx, []engine.Part{{Token: token, Index: 1, Parts: 2, First: 3, Count: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { q.Run(ctx, func(context.Context, string) error { return nil }); close(done) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-g.ch:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the part ran %d times and was not given up", runs.Load())
+	}
+	time.Sleep(200 * time.Millisecond)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	want := token + ": part 2 of 2 (outputs 3 to 5) failed 2 times: database unavailable"
+	if n := runs.Load(); n != 2 || len(g.calls) != 1 || g.calls[0] != want {
+		t.Errorf("ran %d times, gave up %q; want 2 runs and once %q", n, g.calls, want)
 	}
 }

@@ -72,6 +72,7 @@ type Queue[TTx any] struct {
 	opts   Options
 	work   atomic.Pointer[func(ctx context.Context, token string) error]
 	part   atomic.Pointer[func(ctx context.Context, p engine.Part) error]
+	giveUp atomic.Pointer[func(ctx context.Context, token string, err error)]
 	parts  *partStore                      // PostgreSQL: the record of the parts done; nil: tasks are not spread
 	hard   atomic.Pointer[context.Context] // with a lease: ends when a stop's grace is over
 
@@ -79,7 +80,16 @@ type Queue[TTx any] struct {
 	countTasks func(ctx context.Context) (int, error) // Len's query, on the driver's database
 }
 
-var _ engine.Queue = (*Queue[any])(nil)
+var (
+	_ engine.Queue   = (*Queue[any])(nil)
+	_ engine.Retrier = (*Queue[any])(nil)
+)
+
+// SetGiveUp implements engine.Retrier: giveUp is called when the last of
+// Options.MaxAttempts attempts of a task's job, or of a part's, failed.
+func (q *Queue[TTx]) SetGiveUp(giveUp func(ctx context.Context, token string, err error)) {
+	q.giveUp.Store(&giveUp)
+}
 
 // New migrates the database to River's latest schema and returns a Queue
 // on it.
@@ -192,7 +202,7 @@ func (q *Queue[TTx]) runJob(ctx context.Context, job *river.Job[TaskArgs]) error
 	if work == nil {
 		return river.JobSnooze(time.Second)
 	}
-	return q.runWork(ctx, job.JobRow, func(ctx context.Context) error { return (*work)(ctx, job.Args.Token) })
+	return q.runWork(ctx, job.JobRow, job.Args.Token, "", func(ctx context.Context) error { return (*work)(ctx, job.Args.Token) })
 }
 
 // runPartJob runs one part job.
@@ -201,12 +211,27 @@ func (q *Queue[TTx]) runPartJob(ctx context.Context, job *river.Job[PartArgs]) e
 	if work == nil {
 		return river.JobSnooze(time.Second)
 	}
-	return q.runWork(ctx, job.JobRow, func(ctx context.Context) error { return (*work)(ctx, job.Args.part()) })
+	a := job.Args
+	what := fmt.Sprintf("part %d of %d (outputs %d to %d)", a.Part+1, a.Parts, a.First, a.First+a.Count-1)
+	return q.runWork(ctx, job.JobRow, a.Token, what, func(ctx context.Context) error { return (*work)(ctx, a.part()) })
 }
 
-// runWork runs a job's work: under the lease, when the queue has one, and
-// snoozed when shutdown interrupted it.
-func (q *Queue[TTx]) runWork(ctx context.Context, job *rivertype.JobRow, run func(ctx context.Context) error) error {
+// runWork runs a job's work (what, when not empty, names the part of the
+// task it makes): under the lease, when the queue has one, and snoozed
+// when shutdown interrupted it. When its last attempt fails, or panics,
+// the task is given up (SetGiveUp).
+func (q *Queue[TTx]) runWork(ctx context.Context, job *rivertype.JobRow, token, what string, run func(ctx context.Context) error) (err error) {
+	if job.Attempt >= job.MaxAttempts {
+		defer func() {
+			if r := recover(); r != nil {
+				q.gaveUp(ctx, job, token, what, fmt.Errorf("panic: %v", r))
+				panic(r) // River logs it and records the attempt
+			}
+			if err != nil && !errors.Is(err, engine.ErrInterrupted) && !isSnooze(err) {
+				q.gaveUp(ctx, job, token, what, err)
+			}
+		}()
+	}
 	if q.opts.Lease > 0 {
 		// River's context ends with the lease: the work's ends when the
 		// queue stops (after its grace) or at the task's time limit.
@@ -223,13 +248,36 @@ func (q *Queue[TTx]) runWork(ctx context.Context, job *rivertype.JobRow, run fun
 		ctx = wctx
 		defer q.renew(ctx, job.ID)()
 	}
-	err := run(ctx)
+	err = run(ctx)
 	if errors.Is(err, engine.ErrInterrupted) {
 		// Available again at once, for the next worker that starts; not
 		// counted as an attempt.
 		return river.JobSnooze(0)
 	}
 	return err
+}
+
+// gaveUp tells the engine that the last attempt of a job failed.
+func (q *Queue[TTx]) gaveUp(ctx context.Context, job *rivertype.JobRow, token, what string, err error) {
+	giveUp := q.giveUp.Load()
+	if giveUp == nil {
+		return
+	}
+	if what != "" {
+		err = fmt.Errorf("%s failed %d times: %w", what, job.Attempt, err)
+	} else {
+		err = fmt.Errorf("it failed %d times: %w", job.Attempt, err)
+	}
+	q.opts.Logger.Error("giving up a task after its last attempt", "task", engine.Redact(token), "err", err)
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	(*giveUp)(gctx, token, err)
+}
+
+// isSnooze reports whether err is River's snooze, which is no failure.
+func isSnooze(err error) bool {
+	var s *river.JobSnoozeError
+	return errors.As(err, &s)
 }
 
 // riverLogger is the logger River gets. With a lease River's job timeout

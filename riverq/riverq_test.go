@@ -262,3 +262,58 @@ func TestLen(t *testing.T) {
 		t.Errorf("Len = %d, %v after every task ran; want 0", n, err)
 	}
 }
+
+// givenUp records the calls of a queue's give-up function.
+type givenUp struct {
+	mu    sync.Mutex
+	calls []string
+	ch    chan struct{}
+}
+
+func watchGiveUps(q engine.Retrier) *givenUp {
+	g := &givenUp{ch: make(chan struct{}, 10)}
+	q.SetGiveUp(func(ctx context.Context, token string, err error) {
+		g.mu.Lock()
+		g.calls = append(g.calls, token+": "+err.Error())
+		g.mu.Unlock()
+		g.ch <- struct{}{}
+	})
+	return g
+}
+
+// TestLastAttemptGivesUp runs a task whose every run fails outside it:
+// after its last attempt, and not before, the queue gives it up, once,
+// with the attempts and the last error.
+func TestLastAttemptGivesUp(t *testing.T) {
+	db, q := open(t, t.TempDir(), riverq.Options{Workers: 1, MaxAttempts: 2})
+	defer db.Close()
+	g := watchGiveUps(q)
+	rec := newRecorder(func(ctx context.Context, token string) error {
+		return errors.New("database unavailable")
+	})
+	tok := "0123456789abcdef0123456789abcdef"
+	if err := q.Enqueue(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	stop := run(q, rec.work)
+	defer stop()
+	rec.wait(t, 1)
+	time.Sleep(100 * time.Millisecond)
+	g.mu.Lock()
+	if len(g.calls) != 0 {
+		t.Errorf("given up after the first of two attempts: %v", g.calls)
+	}
+	g.mu.Unlock()
+	rec.wait(t, 1) // River's first retry comes after about a second
+	select {
+	case <-g.ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the last attempt failed and the task was not given up")
+	}
+	time.Sleep(200 * time.Millisecond)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if want := tok + ": it failed 2 times: database unavailable"; len(g.calls) != 1 || g.calls[0] != want {
+		t.Errorf("gave up %q, want once %q", g.calls, want)
+	}
+}
