@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +171,8 @@ type image struct {
 	Width  int     `json:"width"`
 	Height int     `json:"height"`
 	Time   float64 `json:"time"`
+
+	ManifestURL string `json:"manifest_url"`
 }
 
 type status struct {
@@ -277,6 +280,7 @@ func TestConsoleTaskList(t *testing.T) {
 	call(t, base, "../_thumbd/hold", url.Values{"state": {"encoding"}}, nil)
 	hook := callbackServer(t)
 	query := seriesQuery(src)
+	query["format"] = append(query["format"].([]any), map[string]any{"output": "metadata"})
 	query["callback_url"] = hook + "/hooks/secret-path?sig=abc"
 	token := startTask(t, base, "console-test-key-1", query)
 	row := fmt.Sprintf(`tr[data-token="%s"]`, token)
@@ -290,7 +294,7 @@ func TestConsoleTaskList(t *testing.T) {
 		t.Error("the page was reloaded; the list must update in place")
 	}
 	text := eval[string](t, ctx, fmt.Sprintf(`document.querySelector('%s').innerText`, row))
-	for _, want := range []string{"completed", "100%", src, "thumbnail, thumbnails, thumbnails", token[:8]} {
+	for _, want := range []string{"completed", "100%", src, "thumbnail, thumbnails, thumbnails, metadata", token[:8]} {
 		if !strings.Contains(text, want) {
 			t.Errorf("row %q lacks %q", text, want)
 		}
@@ -330,6 +334,25 @@ func TestConsoleTaskList(t *testing.T) {
 	}
 	if tiles := eval[int](t, ctx, `document.querySelectorAll('.sheet .tile').length`); tiles != 10 { // a 10 s source, a tile every second
 		t.Errorf("%d sprite tiles outlined, want 10", tiles)
+	}
+	// The metadata output is a link to ffprobe's JSON, not a player; each
+	// image output's manifest is listed and read from its manifest_url.
+	if n := eval[int](t, ctx, `document.querySelectorAll('.card.metadata').length`); n != 1 {
+		t.Errorf("%d metadata cards, want 1", n)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('.card.video video').length`); n != 0 {
+		t.Errorf("%d players for a task without video outputs", n)
+	}
+	do(t, ctx, "the manifests", waitJS(`[...document.querySelectorAll('details pre.json')].filter(p => p.textContent.startsWith('{')).length >= 3`))
+	manifestLinks := eval[[]string](t, ctx, `[...document.querySelectorAll('details summary a')].map(a => a.href)`)
+	var wantManifests []string
+	for _, im := range st.Images {
+		if im.ManifestURL != "" && !slices.Contains(wantManifests, im.ManifestURL) {
+			wantManifests = append(wantManifests, im.ManifestURL)
+		}
+	}
+	if len(wantManifests) != 3 || strings.Join(manifestLinks, " ") != strings.Join(wantManifests, " ") {
+		t.Errorf("manifests listed %v, want the status's manifest_url of each of the 3 image outputs %v", manifestLinks, wantManifests)
 	}
 	shownQuery := eval[string](t, ctx, `document.querySelector('#query-json').textContent`)
 	if !strings.Contains(shownQuery, `"user_tag": "middle"`) || !strings.Contains(shownQuery, src) {

@@ -316,32 +316,27 @@ function videosPanel(d) {
   const videos = (d.status_json && d.status_json.videos) || [];
   if (!videos.length) return null;
   return el('section', { class: 'panel' }, el('h2', { text: 'Videos' }),
-    el('div', { class: 'grid' }, videos.map(v => el('div', { class: 'card video' },
-      el('video', { src: v.url, controls: true, preload: 'metadata', style: { width: '100%' } }),
-      el('div', { class: 'meta' }, el('b', { text: v.tag }), v.user_tag ? ' · ' + v.user_tag : '',
-        el('div', { class: 'mono', text: JSON.stringify(v.meta || {}) }),
-        el('a', { href: v.url, target: '_blank', text: 'open' }))))));
+    el('div', { class: 'grid' }, videos.map(v => {
+      // A metadata output is ffprobe's JSON, listed under videos as Qencode does.
+      const metadata = v.storage && v.storage.format === 'json';
+      return el('div', { class: 'card video' + (metadata ? ' metadata' : '') },
+        metadata ? el('div', { class: 'doc', text: 'ffprobe metadata (JSON)' })
+          : el('video', { src: v.url, controls: true, preload: 'metadata', style: { width: '100%' } }),
+        el('div', { class: 'meta' }, el('b', { text: v.tag }), v.user_tag ? ' · ' + v.user_tag : '',
+          v.meta ? el('details', {}, el('summary', { text: 'meta' }), el('pre', { class: 'json', text: JSON.stringify(v.meta, null, 2) })) : null,
+          el('a', { href: v.url, target: '_blank', text: 'open' })));
+    })));
 }
 
-// manifestURL is where an output's manifest lies beside its files:
-// manifest.json in a series' folder, <image>.manifest.json for a single
-// thumbnail.
+// manifests lists each output's manifest: the manifest_url thumbd links
+// from the output's images.
 function manifests(images) {
   const byOut = new Map();
   for (const im of images) {
     const out = String(im.tag).split('-')[1];
-    if (!byOut.has(out)) byOut.set(out, []);
-    byOut.get(out).push(im);
+    if (im.manifest_url && !byOut.has(out)) byOut.set(out, im.manifest_url);
   }
-  const list = [];
-  for (const [out, ims] of byOut) {
-    const series = ims.some(i => i.kind === 'vtt' || i.kind === 'sprite') || ims.length > 1;
-    const u = new URL(ims[0].url, location.href);
-    if (series) u.pathname = u.pathname.replace(/[^/]*$/, 'manifest.json');
-    else u.pathname = u.pathname.replace(/\.[^./]*$/, '') + '.manifest.json';
-    list.push({ out, url: u.href });
-  }
-  return list;
+  return [...byOut].map(([out, url]) => ({ out, url }));
 }
 
 function manifestsPanel(d) {
