@@ -58,7 +58,7 @@ type Config struct {
 	Metrics         bool          // serve Prometheus metrics at /metrics
 	FilesURL        string        // s3:// bucket and prefix for kept files; empty: the data directory
 	FailoverAfter   time.Duration // PostgreSQL: how long a dead instance's task waits before another runs it
-	SpreadOutputs   int           // PostgreSQL: outputs per part of a task spread over the instances; 0: not spread
+	SpreadOutputs   int           // PostgreSQL: outputs per part of a task spread over the instances (default 8); 0: not spread
 	UploadManifests bool          // every output's manifest.json goes to its destinations too
 }
 
@@ -264,7 +264,7 @@ func settings() []setting {
 		{"failover-after", "THUMBD_FAILOVER_AFTER", "15s", "with PostgreSQL, how long a task whose instance stopped renewing its lease (killed, cut off) waits before another instance runs it again; a running instance renews it every fifth of that", func(c *Config, v string) error {
 			return positive(v, &c.FailoverAfter)
 		}},
-		{"spread-outputs", "THUMBD_SPREAD_OUTPUTS", "0", "with PostgreSQL, a task with more outputs than this is spread into parts of this many outputs, each a job that any instance runs, so that one large task runs on every instance at once; 0: a task runs on one instance", func(c *Config, v string) error {
+		{"spread-outputs", "THUMBD_SPREAD_OUTPUTS", "8", "with PostgreSQL, a task with more outputs than this is spread into parts of this many outputs, each a job that any instance runs, so that one large task runs on every instance at once; 0: a task runs on one instance", func(c *Config, v string) error {
 			return count(v, &c.SpreadOutputs)
 		}},
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
 	"log/slog"
 	"net/netip"
 	"reflect"
@@ -23,7 +24,7 @@ func TestLoadConfig(t *testing.T) {
 		S3HTTPHosts: []string{"localhost", "127.0.0.1", "::1"}, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second, Metrics: true,
 		MaxSourceSize: 20 << 30, MaxUnsizedSize: 1 << 30, MinSourceRate: 16 << 10, SourceRateWindow: time.Minute,
-		S3RetryWindow: time.Minute, FailoverAfter: 15 * time.Second, MaxSourcePixels: 7680 * 4320, MaxOutputs: 100, MaxImages: 10000, ProbeCache: 256,
+		S3RetryWindow: time.Minute, FailoverAfter: 15 * time.Second, MaxSourcePixels: 7680 * 4320, MaxOutputs: 100, MaxImages: 10000, ProbeCache: 256, SpreadOutputs: 8,
 		Store: "sqlite", Retention: 24 * time.Hour, TaskTimeout: time.Hour, CallbackRetry: time.Minute,
 		BodyTimeout: 30 * time.Second, MaxConns: 1024,
 		Console: true,
@@ -132,6 +133,12 @@ func TestLoadConfig(t *testing.T) {
 			env:  map[string]string{"THUMBD_FILES_URL": "s3://key:secret@s3:7070/thumbs/kept", "THUMBD_FAILOVER_AFTER": "30s"},
 			want: with(func(c *Config) { c.FilesURL, c.FailoverAfter = "s3://key:secret@s3:7070/thumbs/kept", 30*time.Second }),
 		},
+		{
+			name: "spreading off",
+			env:  map[string]string{"THUMBD_SPREAD_OUTPUTS": "0"},
+			want: with(func(c *Config) { c.SpreadOutputs = 0 }),
+		},
+		{name: "negative spread", args: []string{"-spread-outputs", "-1"}, wantErr: "-spread-outputs"},
 		{name: "files URL not s3", env: map[string]string{"THUMBD_FILES_URL": "https://key:hunter2@s3/thumbs"}, wantErr: "THUMBD_FILES_URL"},
 		{name: "files URL without a bucket", args: []string{"-files-url", "s3://s3:7070"}, wantErr: "-files-url"},
 		{name: "zero failover", env: map[string]string{"THUMBD_FAILOVER_AFTER": "0s"}, wantErr: "THUMBD_FAILOVER_AFTER"},
@@ -230,5 +237,32 @@ func TestHelpListsEverySetting(t *testing.T) {
 		if !strings.Contains(out.String(), "-"+s.flag) || !strings.Contains(out.String(), s.env) {
 			t.Errorf("-h does not list -%s / %s", s.flag, s.env)
 		}
+	}
+}
+
+// TestPartOutputs checks that spreading is on by default with PostgreSQL
+// only, and that THUMBD_SPREAD_OUTPUTS=0 turns it off.
+func TestPartOutputs(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		{"sqlite", nil, 0},
+		{"memory", map[string]string{"THUMBD_STORE": "memory", "THUMBD_SPREAD_OUTPUTS": "4"}, 0},
+		{"postgres", map[string]string{"THUMBD_DATABASE_URL": "postgres://u:p@db/thumbd"}, 8},
+		{"postgres, off", map[string]string{"THUMBD_DATABASE_URL": "postgres://u:p@db/thumbd", "THUMBD_SPREAD_OUTPUTS": "0"}, 0},
+		{"postgres, 3", map[string]string{"THUMBD_DATABASE_URL": "postgres://u:p@db/thumbd", "THUMBD_SPREAD_OUTPUTS": "3"}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := LoadConfig(nil, func(k string) string { return tt.env[k] }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := partOutputs(cfg); got != tt.want {
+				t.Errorf("outputs per part %d, want %d", got, tt.want)
+			}
+		})
 	}
 }
