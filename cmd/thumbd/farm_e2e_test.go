@@ -9,11 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/thumbd/thumbd/internal/pgtest"
-	"github.com/thumbd/thumbd/internal/s3test"
 )
 
 // TestFarmFailoverAndSharedFiles runs three thumbd processes on one
@@ -23,26 +18,17 @@ import (
 // completes once with the right frames, the bucket holds each of its
 // files once, and every instance serves them, ranges included.
 func TestFarmFailoverAndSharedFiles(t *testing.T) {
-	dbURL := pgtest.URL(t)
-	s3 := s3test.Start(t)
-	s3.CreateBucket(t, "kept")
-	bin := buildThumbd(t)
-	src := serveTestdata(t) + "/clip.mp4"
-	env := func() []string {
-		return []string{
-			"THUMBD_DATA_DIR=" + t.TempDir(), "THUMBD_TEST_API=1", "THUMBD_DATABASE_URL=" + dbURL,
-			"THUMBD_FILES_URL=s3://" + url.PathEscape(s3.AccessKey) + ":" + url.PathEscape(s3.Secret) + "@" + s3.Endpoint + "/kept/files",
-			"THUMBD_FAILOVER_AFTER=5s",
-		}
-	}
+	f := newFarm(t)
+	s3, src := f.s3, f.src
+	settings := []string{"THUMBD_TEST_API=1", "THUMBD_FAILOVER_AFTER=5s"}
 	// B alone first, holding its tasks in encoding, so that it is B that
 	// takes the task.
-	b := startProcess(t, bin, env()...)
+	b := f.start(t, settings...)
 	post(t, b.base, "/_thumbd/hold", url.Values{"state": {"encoding"}}, nil)
 	token := startTask(t, b.base, thumbQuery(src, nil), "")
 	waitHeld(t, b.base, token)
-	a := startProcess(t, bin, env()...)
-	c := startProcess(t, bin, env()...)
+	a := f.start(t, settings...)
+	c := f.start(t, settings...)
 	b.kill9(t)
 	killed := time.Now()
 
@@ -80,11 +66,7 @@ func TestFarmFailoverAndSharedFiles(t *testing.T) {
 	})
 
 	// Once: the task's job ran on B, was rescued, and completed once.
-	pool, err := pgxpool.New(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := f.pool
 	var state string
 	var attempt int
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {

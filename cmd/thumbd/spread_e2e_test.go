@@ -5,16 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/thumbd/thumbd/internal/pgtest"
-	"github.com/thumbd/thumbd/internal/s3test"
 )
 
 // TestFarmSpreadsATask runs three thumbd processes on one PostgreSQL with
@@ -26,30 +22,15 @@ import (
 // file once in the bucket. A one-thumbnail task started through A after
 // the big task's parts were queued runs before the last of them starts.
 func TestFarmSpreadsATask(t *testing.T) {
-	dbURL := pgtest.URL(t)
-	s3 := s3test.Start(t)
-	s3.CreateBucket(t, "kept")
-	bin := buildThumbd(t)
-	src := serveTestdata(t) + "/clip.mp4"
-	env := func() []string {
-		return []string{
-			"THUMBD_DATA_DIR=" + t.TempDir(), "THUMBD_DATABASE_URL=" + dbURL,
-			"THUMBD_FILES_URL=s3://" + url.PathEscape(s3.AccessKey) + ":" + url.PathEscape(s3.Secret) + "@" + s3.Endpoint + "/kept/files",
-			"THUMBD_SPREAD_OUTPUTS=1", "THUMBD_MAX_OUTPUTS=200",
-		}
-	}
-	procs := []*process{startProcess(t, bin, env()...), startProcess(t, bin, env()...), startProcess(t, bin, env()...)}
+	f := newFarm(t)
+	s3, src, pool := f.s3, f.src, f.pool
+	settings := []string{"THUMBD_SPREAD_OUTPUTS=1", "THUMBD_MAX_OUTPUTS=200"}
+	procs := []*process{f.start(t, settings...), f.start(t, settings...), f.start(t, settings...)}
 	a := procs[0]
-	host, _ := os.Hostname()
 	var makers []string
 	for _, p := range procs {
-		makers = append(makers, fmt.Sprintf("%s/%d", host, p.cmd.Process.Pid))
+		makers = append(makers, maker(p))
 	}
-	pool, err := pgxpool.New(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
 
 	// 47 single thumbnails at different times, then a series of five.
 	const singles = 47

@@ -5,16 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/thumbd/thumbd/internal/pgtest"
-	"github.com/thumbd/thumbd/internal/s3test"
 )
 
 // TestFarmSpreadSIGKILLMidPart spreads a task of six series into one part
@@ -26,32 +20,17 @@ import (
 // image shows the right frame, the bucket holds each file once, and the
 // callbacks are exactly queued, saved.
 func TestFarmSpreadSIGKILLMidPart(t *testing.T) {
-	dbURL := pgtest.URL(t)
-	s3 := s3test.Start(t)
-	s3.CreateBucket(t, "kept")
-	bin := buildThumbd(t)
-	src := serveTestdata(t) + "/clip.mp4"
-	env := func() []string {
-		return []string{
-			"THUMBD_DATA_DIR=" + t.TempDir(), "THUMBD_DATABASE_URL=" + dbURL,
-			"THUMBD_FILES_URL=s3://" + url.PathEscape(s3.AccessKey) + ":" + url.PathEscape(s3.Secret) + "@" + s3.Endpoint + "/kept/files",
-			"THUMBD_SPREAD_OUTPUTS=1", "THUMBD_FAILOVER_AFTER=5s",
-		}
-	}
-	pool, err := pgxpool.New(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	f := newFarm(t)
+	s3, src, pool := f.s3, f.src, f.pool
+	settings := []string{"THUMBD_SPREAD_OUTPUTS=1", "THUMBD_FAILOVER_AFTER=5s"}
 
 	const outputs = 6
 	var formats []any
 	for i := range outputs {
 		formats = append(formats, map[string]any{"output": "thumbnails", "interval": 1, "width": 96 + 16*i, "image_format": "jpg"})
 	}
-	b := startProcess(t, bin, env()...)
-	host, _ := os.Hostname()
-	byB := fmt.Sprintf("%s/%d", host, b.cmd.Process.Pid)
+	b := f.start(t, settings...)
+	byB := maker(b)
 	rcv := newHookReceiver(t, http.StatusOK)
 	token := startTask(t, b.base, map[string]any{"source": src, "format": formats, "callback_url": rcv.url}, "")
 	rcv.waitForms(t, 1) // queued, delivered by B
@@ -84,8 +63,8 @@ func TestFarmSpreadSIGKILLMidPart(t *testing.T) {
 	if recorded {
 		t.Fatalf("part %d ended just before the kill: the kill did not land mid-part", killedPart)
 	}
-	a := startProcess(t, bin, env()...)
-	c := startProcess(t, bin, env()...)
+	a := f.start(t, settings...)
+	c := f.start(t, settings...)
 
 	st := waitStatus(t, a.base, token, 180*time.Second, "completed", "error")
 	t.Logf("the task completed %v after B was killed making part %d", time.Since(killed).Round(100*time.Millisecond), killedPart)
