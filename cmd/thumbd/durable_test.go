@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -311,7 +310,7 @@ func TestRetention(t *testing.T) {
 // running thumbd: /readyz turns 503 saying so, and thumbd logs an error.
 func TestDatabaseDeletedWhileRunning(t *testing.T) {
 	cfg := testConfig(t, nil)
-	logs := &lockedLog{}
+	logs := &syncBuffer{}
 	th := runThumbdLog(t, cfg, logs)
 	code, body := get(t, th.base+"/readyz")
 	if code != http.StatusOK {
@@ -331,24 +330,6 @@ func TestDatabaseDeletedWhileRunning(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// lockedLog collects a log written from several goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestRemovedKeyEndsItsTokens gets a token for each of two keys, restarts

@@ -148,17 +148,7 @@ func TestSeedQueryThroughNodeSDK(t *testing.T) {
 		},
 	}
 	res := runSDK(t, base, query, `{"job":"seed"}`)
-	var st wireStatus
-	if err := json.Unmarshal(res.Final, &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.Status != "completed" || st.Error != 0 {
-		desc := ""
-		if st.ErrorDescription != nil {
-			desc = *st.ErrorDescription
-		}
-		t.Fatalf("final status %q error %d: %s", st.Status, st.Error, desc)
-	}
+	st := completedStatus(t, res)
 	if !slices.IsSorted(res.Percents) {
 		t.Errorf("percent went down: %v", res.Percents)
 	}

@@ -24,17 +24,32 @@ import (
 func completedStatus(t *testing.T, res sdkResult) wireStatus {
 	t.Helper()
 	var st wireStatus
-	if err := json.Unmarshal(res.Final, &st); err != nil {
+	decodeCompleted(t, res, &st)
+	return st
+}
+
+// decodeCompleted decodes the status run-query.js ended on into st, and
+// stops the test unless that status is completed without error.
+func decodeCompleted(t *testing.T, res sdkResult, st any) {
+	t.Helper()
+	var head struct {
+		Status           string  `json:"status"`
+		Error            int     `json:"error"`
+		ErrorDescription *string `json:"error_description"`
+	}
+	if err := json.Unmarshal(res.Final, &head); err != nil {
 		t.Fatal(err)
 	}
-	if st.Status != "completed" || st.Error != 0 {
+	if head.Status != "completed" || head.Error != 0 {
 		desc := ""
-		if st.ErrorDescription != nil {
-			desc = *st.ErrorDescription
+		if head.ErrorDescription != nil {
+			desc = *head.ErrorDescription
 		}
-		t.Fatalf("final status %q error %d: %s", st.Status, st.Error, desc)
+		t.Fatalf("final status %q error %d: %s", head.Status, head.Error, desc)
 	}
-	return st
+	if err := json.Unmarshal(res.Final, st); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // The Node SDK's getTemplates() returns at once, with an empty list.

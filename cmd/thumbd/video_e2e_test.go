@@ -91,16 +91,7 @@ type videoStatus struct {
 func finalStatus(t *testing.T, res sdkResult) videoStatus {
 	t.Helper()
 	var st videoStatus
-	if err := json.Unmarshal(res.Final, &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.Status != "completed" || st.Error != 0 {
-		desc := ""
-		if st.ErrorDescription != nil {
-			desc = *st.ErrorDescription
-		}
-		t.Fatalf("final status %q error %d: %s", st.Status, st.Error, desc)
-	}
+	decodeCompleted(t, res, &st)
 	if !slices.IsSorted(res.Percents) || st.Percent != 100 {
 		t.Errorf("percents %v, final %v", res.Percents, st.Percent)
 	}
