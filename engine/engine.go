@@ -80,6 +80,12 @@ type Config struct {
 	// each a job of its own that any process sharing the queue runs; the
 	// task completes when its parts do. 0: a task is one job.
 	PartOutputs int
+	// PartImages, when positive and tasks are spread (PartOutputs), cuts
+	// a series of more images than that into chunks of that many (rounded
+	// up to whole sprite sheets), each a part of its own; the part that
+	// ends the task writes the series' WebVTT file and manifest. 0: a
+	// series is made whole, in one part.
+	PartImages int
 }
 
 // Event is something that happened to a task that its owner is told of.

@@ -9,17 +9,31 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/thumbd/thumbd/ffmpeg"
 )
 
 // Part is a share of a task's outputs that runs as a job of its own: the
-// outputs First to First+Count-1 of the task's spec. A task spread into
+// outputs First to First+Count-1 of the task's spec or, when To is not 0,
+// a chunk of the series First: its images From to To-1 (0-based, in time
+// order; a chunk of a sprite series begins a sheet). A task spread into
 // Parts parts completes when every part is done.
 type Part struct {
-	Token string
-	Index int // 0 .. Parts-1
-	Parts int // how many parts the task was spread into
-	First int // index of the part's first output
-	Count int // how many outputs it makes
+	Token    string
+	Index    int // 0 .. Parts-1
+	Parts    int // how many parts the task was spread into
+	First    int // index of the part's first output
+	Count    int // how many outputs it makes
+	From, To int // a chunk of a series: its images From to To-1; To 0: whole outputs
+}
+
+// String names the part for people: "part 3 of 12 (outputs 8 to 11)", or
+// "part 4 of 12 (images 101 to 150 of output 2)".
+func (p Part) String() string {
+	if p.To > 0 {
+		return fmt.Sprintf("part %d of %d (images %d to %d of output %d)", p.Index+1, p.Parts, p.From+1, p.To, p.First)
+	}
+	return fmt.Sprintf("part %d of %d (outputs %d to %d)", p.Index+1, p.Parts, p.First, p.First+p.Count-1)
 }
 
 // Spreader is a Queue that can run a task's parts as jobs of their own, so
@@ -31,18 +45,22 @@ type Spreader interface {
 	EnqueueParts(ctx context.Context, parts []Part) error
 	// SetPartWork sets what runs a part; it is called before Run.
 	SetPartWork(work func(ctx context.Context, p Part) error)
-	// PartDone records p as done (by this process) and reports whether
-	// every part of its task is. Of parts finishing at the same time, only
-	// the last to record itself is told that all are done.
-	PartDone(ctx context.Context, p Part) (all bool, err error)
+	// PartDone records p as done (by this process) and returns how many
+	// parts of its task are. Of parts finishing at the same time, only the
+	// last to record itself is told that all (p.Parts) are.
+	PartDone(ctx context.Context, p Part) (done int, err error)
 }
 
 // partRun is what a part being run collects instead of writing into the
-// task's status: its entries, merged into the status when it ends.
+// task's status: its entries, merged into the status when it ends, and
+// what it learned of the source, which the part that ends the task
+// assembles its chunked series with.
 type partRun struct {
 	Part
 	images []Image
 	videos []Video
+	media  ffmpeg.Media
+	index  *ffmpeg.FrameIndex
 }
 
 type partKey struct{}
@@ -56,22 +74,111 @@ func partOf(ctx context.Context) *partRun {
 // has reports whether output i is one of the part's.
 func (p *partRun) has(i int) bool { return i >= p.First && i < p.First+p.Count }
 
+// replaces reports whether a status entry of output i, number n, is one
+// the part makes: an earlier run of the part recorded it, and the part's
+// own entry takes its place.
+func (p *partRun) replaces(i, n int) bool {
+	if p.To == 0 {
+		return p.has(i)
+	}
+	return slices.ContainsFunc(p.images, func(im Image) bool { return im.Output == i && im.N == n })
+}
+
 // spreads returns the parts a task is spread into, or nil when it runs as
-// one job: spreading is on (Config.PartOutputs), the queue can run parts,
-// and the task has more outputs than one part makes.
-func (e *Engine) spreads(token string, spec Spec) []Part {
+// one job. It spreads when spreading is on (Config.PartOutputs) and the
+// queue can run parts, and the task has more outputs than one part makes
+// or a series of more images than Config.PartImages. Outputs are grouped
+// PartOutputs to a part, in order; such a series is cut into chunks of
+// about PartImages images (whole sprite sheets), each a part.
+func (e *Engine) spreads(ctx context.Context, token string, spec Spec) []Part {
 	n := e.cfg.PartOutputs
-	if _, ok := e.queue.(Spreader); !ok || n <= 0 || len(spec.Outputs) <= n || onlyMetadata(spec) {
+	if _, ok := e.queue.(Spreader); !ok || n <= 0 || onlyMetadata(spec) {
+		return nil
+	}
+	chunks := e.chunks(ctx, token, spec)
+	if len(spec.Outputs) <= n && len(chunks) == 0 {
 		return nil
 	}
 	var parts []Part
-	for first := 0; first < len(spec.Outputs); first += n {
-		parts = append(parts, Part{Token: token, Index: len(parts), First: first, Count: min(n, len(spec.Outputs)-first)})
+	group := func(first, end int) {
+		for ; first < end; first += n {
+			parts = append(parts, Part{First: first, Count: min(n, end-first)})
+		}
 	}
+	first := 0
+	for i := range spec.Outputs {
+		if cs, ok := chunks[i]; ok {
+			group(first, i)
+			parts = append(parts, cs...)
+			first = i + 1
+		}
+	}
+	group(first, len(spec.Outputs))
 	for i := range parts {
-		parts[i].Parts = len(parts)
+		parts[i].Token, parts[i].Index, parts[i].Parts = token, i, len(parts)
 	}
 	return parts
+}
+
+// chunks returns the chunks (Part.From, To) of each series of spec with
+// more images than Config.PartImages, by output. It probes the source to
+// count the images (or takes what the probe cache knows); a source it
+// cannot read is not chunked, and the run of the task says what is wrong
+// with it.
+func (e *Engine) chunks(ctx context.Context, token string, spec Spec) map[int][]Part {
+	size := e.cfg.PartImages
+	if size <= 0 || !slices.ContainsFunc(spec.Outputs, func(o Output) bool { return o.Kind == KindThumbnails }) {
+		return nil
+	}
+	media, ok := e.measure(ctx, token, spec.Source)
+	if !ok {
+		return nil
+	}
+	chunks := map[int][]Part{}
+	for i, o := range spec.Outputs {
+		if o.Kind != KindThumbnails {
+			continue
+		}
+		p, err := planOutput(i, o, e.cfg.Accuracy, media, nil, "")
+		if err != nil {
+			continue
+		}
+		step := size
+		if o.Sprite {
+			_, _, perSheet := p.sheet()
+			step = (size + perSheet - 1) / perSheet * perSheet
+		}
+		if p.total <= step {
+			continue
+		}
+		for from := 0; from < p.total; from += step {
+			chunks[i] = append(chunks[i], Part{First: i, Count: 1, From: from, To: min(from+step, p.total)})
+		}
+	}
+	return chunks
+}
+
+// measure probes a source, or takes what the probe cache knows of it. It
+// reports false when the source cannot be read.
+func (e *Engine) measure(ctx context.Context, token, src string) (ffmpeg.Media, bool) {
+	source, err := e.openSource(ctx, token, src)
+	if err != nil {
+		return ffmpeg.Media{}, false
+	}
+	defer source.Close()
+	key := contentKey(source)
+	if media, _, ok := e.probes.Get(key); ok {
+		return media, true
+	}
+	media, err := e.cfg.Runner.Probe(ctx, source.URL())
+	if err == nil {
+		err = source.Failure()
+	}
+	if err != nil {
+		return ffmpeg.Media{}, false
+	}
+	e.probes.Put(key, media, nil)
+	return media, true
 }
 
 // spread queues a task's parts in place of running it. The task is then
@@ -104,7 +211,7 @@ func (e *Engine) runPart(ctx context.Context, part Part) error {
 		return err
 	}
 	if part.First+part.Count > len(rec.Spec.Outputs) {
-		return e.end(ctx, token, *rec.Spec, fmt.Errorf("part %d of the task names outputs it does not have", part.Index), 0)
+		return e.end(ctx, token, *rec.Spec, fmt.Errorf("%s names outputs the task does not have", part), 0)
 	}
 	ctx, untrack := e.track(ctx, fmt.Sprintf("%s#%d", token, part.Index))
 	defer untrack()
@@ -124,37 +231,127 @@ func (e *Engine) runPart(ctx context.Context, part Part) error {
 		if r.Snap.State.Done() {
 			return errEnded
 		}
-		r.Snap.Images = slices.DeleteFunc(r.Snap.Images, func(im Image) bool { return pr.has(im.Output) })
+		r.Snap.Images = slices.DeleteFunc(r.Snap.Images, func(im Image) bool { return pr.replaces(im.Output, im.N) })
 		r.Snap.Videos = slices.DeleteFunc(r.Snap.Videos, func(v Video) bool { return pr.has(v.Output) })
 		r.Snap.Images = append(r.Snap.Images, pr.images...)
 		r.Snap.Videos = append(r.Snap.Videos, pr.videos...)
-		slices.SortStableFunc(r.Snap.Images, func(a, b Image) int { return cmp.Or(a.Output-b.Output, a.N-b.N) })
-		slices.SortStableFunc(r.Snap.Videos, func(a, b Video) int { return cmp.Or(a.Output-b.Output, a.N-b.N) })
-		made := map[int]bool{}
-		for _, im := range r.Snap.Images {
-			made[im.Output] = true
-		}
-		for _, v := range r.Snap.Videos {
-			made[v.Output] = true
-		}
-		r.Snap.Percent = max(r.Snap.Percent, min(99, 5+94*float64(len(made))/float64(max(1, len(r.Spec.Outputs)))))
+		sortEntries(&r.Snap)
 		return nil
 	})
 	switch {
 	case errors.Is(uerr, errEnded) || errors.Is(uerr, ErrTokenNotFound):
 		return nil
 	case uerr != nil:
-		return fmt.Errorf("recording part %d of task %s: %w", part.Index, Redact(token), uerr)
+		return fmt.Errorf("recording %s of task %s: %w", part, Redact(token), uerr)
 	}
-	all, err := e.queue.(Spreader).PartDone(context.WithoutCancel(ctx), part)
+	done, err := e.queue.(Spreader).PartDone(context.WithoutCancel(ctx), part)
 	if err != nil {
-		return fmt.Errorf("recording part %d of task %s: %w", part.Index, Redact(token), err)
+		return fmt.Errorf("recording %s of task %s: %w", part, Redact(token), err)
 	}
 	e.log.Debug("part done", "task", Redact(token), "part", part.Index, "parts", part.Parts, "took", time.Since(began))
-	if !all {
+	if done < part.Parts {
+		e.update(ctx, token, func(s *Snapshot) { s.Percent = max(s.Percent, min(99, 5+94*float64(done)/float64(part.Parts))) })
 		return nil
 	}
-	return e.end(ctx, token, *rec.Spec, nil, time.Since(rec.Created))
+	err = e.assemble(ctx, token, *rec.Spec, pr)
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		e.log.Warn("the last part was interrupted by shutdown; it stays queued", "task", Redact(token), "part", part.Index)
+		return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
+	}
+	return e.end(ctx, token, *rec.Spec, err, time.Since(rec.Created))
+}
+
+// sortEntries puts a status's entries in output order, each output's in
+// the order of their numbers.
+func sortEntries(s *Snapshot) {
+	slices.SortStableFunc(s.Images, func(a, b Image) int { return cmp.Or(a.Output-b.Output, a.N-b.N) })
+	slices.SortStableFunc(s.Videos, func(a, b Video) int { return cmp.Or(a.Output-b.Output, a.N-b.N) })
+}
+
+// assemble completes the series of a task that were made in chunks, in the
+// part that found every part done: for each, it writes the WebVTT file
+// (its cues follow from the series' plan) and stores it where the images
+// went, and the manifest, from the frames its chunks recorded in the
+// status, kept (and uploaded when asked for) as a whole run keeps it. A
+// series whose VTT is in the status already is left as it is. The status
+// then lists each series as a task run whole lists it.
+func (e *Engine) assemble(ctx context.Context, token string, spec Spec, pr *partRun) error {
+	rec, err := e.store.Task(ctx, token)
+	if err != nil {
+		return fmt.Errorf("reading task %s: %w", Redact(token), err)
+	}
+	var series []int
+	for i, o := range spec.Outputs {
+		if o.Kind == KindThumbnails && !slices.ContainsFunc(rec.Snap.Images, func(im Image) bool { return im.Output == i && im.Kind == KindVTT }) {
+			series = append(series, i)
+		}
+	}
+	if len(series) == 0 {
+		return nil
+	}
+	dir := filepath.Join(e.cfg.WorkDir, fmt.Sprintf("%s-a%d", token, pr.Index))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var vtts []Image
+	for _, i := range series {
+		o := spec.Outputs[i]
+		p, err := planOutput(i, o, e.cfg.Accuracy, pr.media, pr.index, dir)
+		if err != nil {
+			return fmt.Errorf("format[%d]: %w", i, err)
+		}
+		dests := max(1, len(o.Destinations))
+		want := p.total
+		if o.Sprite {
+			_, _, perSheet := p.sheet()
+			want = (p.total + perSheet - 1) / perSheet
+		}
+		for _, im := range rec.Snap.Images {
+			if im.Output != i || im.N%dests != 0 {
+				continue // another output's, or a copy of a file in another destination
+			}
+			pf := producedFile{name: p.imageName(im.N / dests), kind: im.Kind, format: im.Format, width: im.Width, height: im.Height, frames: im.Frames}
+			if o.Sprite {
+				pf.name = p.sheetName(im.N / dests)
+			}
+			for _, f := range im.Frames {
+				p.took = max(p.took, f.Took)
+			}
+			p.files = append(p.files, pf)
+		}
+		if len(p.files) != want {
+			return fmt.Errorf("format[%d]: the series' chunks recorded %d of its %d files", i, len(p.files), want)
+		}
+		if err := p.addVTT(dir, pr.media.Duration(), pr.media, pr.index); err != nil {
+			return fmt.Errorf("format[%d]: %w", i, err)
+		}
+		kept, err := e.saveManifest(ctx, token, p)
+		if err != nil {
+			return fmt.Errorf("format[%d]: %w", i, err)
+		}
+		vf := p.files[slices.IndexFunc(p.files, func(pf producedFile) bool { return pf.kind == KindVTT })]
+		locs, err := e.store1(ctx, token, p, vf)
+		if err != nil {
+			return fmt.Errorf("format[%d]: %w", i, err)
+		}
+		for d, loc := range locs {
+			vtts = append(vtts, Image{Output: i, N: want*dests + d, Kind: KindVTT, Format: vf.format, UserTag: o.UserTag, Location: loc, Manifest: kept})
+		}
+	}
+	err = e.store.UpdateTask(context.WithoutCancel(ctx), token, func(r *TaskRecord) error {
+		if r.Snap.State.Done() {
+			return errEnded
+		}
+		r.Snap.Images = slices.DeleteFunc(r.Snap.Images, func(im Image) bool { return im.Kind == KindVTT && slices.Contains(series, im.Output) })
+		r.Snap.Images = append(r.Snap.Images, vtts...)
+		sortEntries(&r.Snap)
+		return nil
+	})
+	if errors.Is(err, errEnded) {
+		return nil
+	}
+	return err
 }
 
 // attemptPart makes a part's outputs under the task's time limit, in a

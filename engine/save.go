@@ -90,7 +90,10 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 
 	b := saveBatch{e: e, token: token, last: time.Now()}
 	defer b.flush(ctx)
-	n := map[*outputPlan]int{} // entries recorded per output
+	n := map[*outputPlan]int{} // entries recorded per output, numbered from its first file's
+	for _, p := range plans {
+		n[p] = p.firstFile() * max(1, len(p.out.Destinations))
+	}
 	stored := 0
 	for _, j := range jobs {
 		select {

@@ -26,7 +26,7 @@ func (e *Engine) runTask(ctx context.Context, token string) error {
 	if rec == nil {
 		return err
 	}
-	if parts := e.spreads(token, *rec.Spec); parts != nil {
+	if parts := e.spreads(ctx, token, *rec.Spec); parts != nil {
 		return e.spread(ctx, token, parts)
 	}
 	ctx, untrack := e.track(ctx, token)
@@ -215,6 +215,40 @@ type outputPlan struct {
 	frames   []*plannedFrame
 	files    []producedFile
 	took     time.Duration // from the start of extraction to this output's last frame
+
+	// A chunk of a series (a part of a spread task) plans the series whole
+	// and keeps only its own frames, total - from of them at most: it makes
+	// the images from+1 to from+len(frames), or their sprite sheets, under
+	// the names and numbers the whole series gives them.
+	total int  // images of the whole output
+	from  int  // index in the whole output of frames[0]
+	chunk bool // frames are a chunk of the output's
+}
+
+// narrow makes p the plan of a chunk of its series: its images from to
+// to-1 (0-based). A chunk of a sprite series begins a sheet.
+func (p *outputPlan) narrow(from, to int) error {
+	if p.out.Kind != KindThumbnails || from < 0 || to > p.total || from >= to {
+		return fmt.Errorf("images %d to %d are not a chunk of this output's %d", from, to-1, p.total)
+	}
+	if _, _, perSheet := p.sheet(); p.out.Sprite && from%perSheet != 0 {
+		return fmt.Errorf("images %d to %d do not begin a sprite sheet of %d tiles", from, to-1, perSheet)
+	}
+	p.frames, p.from, p.chunk = p.frames[from:to], from, true
+	return nil
+}
+
+// firstFile is the number (0-based) of the first file p makes among its
+// output's image files: 0, or where its chunk begins.
+func (p *outputPlan) firstFile() int {
+	if !p.chunk {
+		return 0
+	}
+	if p.out.Sprite {
+		_, _, perSheet := p.sheet()
+		return p.from / perSheet
+	}
+	return p.from
 }
 
 // producedFile is a file ready to be stored.
@@ -322,15 +356,21 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 			continue
 		}
 		p, err := planOutput(i, o, e.cfg.Accuracy, media, index, dir)
+		if err == nil && part != nil && part.To > 0 {
+			err = p.narrow(part.From, part.To)
+		}
 		if err != nil {
 			return fmt.Errorf("format[%d]: %w", i, err)
 		}
 		plans = append(plans, p)
 	}
+	if part != nil {
+		part.media, part.index = media, index // for assemble
+	}
 	if max := e.cfg.MaxImages; max > 0 {
 		n := others
 		for _, p := range plans {
-			n += len(p.frames)
+			n += p.total
 		}
 		if n > max {
 			return fmt.Errorf("the task asks for %d images (sprite tiles included) of its %.1fs source, more than this server's limit of %d a task (THUMBD_MAX_IMAGES); use a longer interval or split the outputs over several tasks", n, media.Duration().Seconds(), max)
@@ -445,7 +485,15 @@ func frameRequests(plans []*outputPlan, m ffmpeg.Media) ([]ffmpeg.FrameRequest, 
 // saveManifest keeps an output's manifest, under the name it has when the
 // output has no destination, and uploads it to the output's destinations
 // when asked for. It returns the kept name ("" when thumbd keeps no files).
+// A chunk of a series has no manifest yet: it returns the name the
+// series' manifest will be kept under once its chunks are made.
 func (e *Engine) saveManifest(ctx context.Context, token string, p *outputPlan) (string, error) {
+	if p.chunk {
+		if e.cfg.Files == nil {
+			return "", nil
+		}
+		return keptName(token, p, manifestName(p.out.Kind, "")), nil
+	}
 	i := slices.IndexFunc(p.files, func(pf producedFile) bool { return pf.kind == KindManifest })
 	if i < 0 {
 		return "", nil

@@ -111,6 +111,7 @@ func planOutput(idx int, o Output, def ffmpeg.Accuracy, m ffmpeg.Media, x *ffmpe
 			suffix:    sh.suffix,
 		})
 	}
+	p.total = len(p.frames)
 	return p, nil
 }
 
@@ -131,62 +132,100 @@ func (e *Engine) finishOutput(ctx context.Context, p *outputPlan, m ffmpeg.Media
 		}
 		return p.addManifest(m, x)
 	}
-	var cues []vtt.Cue
-	cue := func(i int, text string) vtt.Cue {
-		start := time.Duration(i) * p.out.Interval
-		end := min(start+p.out.Interval, dur)
-		if i == len(p.frames)-1 {
-			end = dur
-		}
-		return vtt.Cue{Start: start, End: end, Text: text}
-	}
 	if !p.out.Sprite {
 		for i, f := range p.frames {
-			name := fmt.Sprintf("thumb_%04d.%s", i+1, ext)
-			p.files = append(p.files, producedFile{name: name, path: f.file, kind: KindImage, format: ext,
+			p.files = append(p.files, producedFile{name: p.imageName(p.from + i), path: f.file, kind: KindImage, format: ext,
 				width: p.geo.W, height: p.geo.H, frames: []Frame{frameOf(f)}})
-			cues = append(cues, cue(i, name))
 		}
 	} else {
-		cols := p.out.Columns
-		if cols <= 0 {
-			cols = defaultColumns
-		}
-		rows := p.out.Rows
-		if rows <= 0 {
-			rows = defaultRows
-		}
-		cols = min(cols, len(p.frames))
-		perSheet := cols * rows
+		cols, _, perSheet := p.sheet()
 		for s := 0; s*perSheet < len(p.frames); s++ {
 			tiles := p.frames[s*perSheet : min((s+1)*perSheet, len(p.frames))]
+			sheet := p.from/perSheet + s // of the whole series, when p is a chunk of it
 			r := (len(tiles) + cols - 1) / cols
-			name := fmt.Sprintf("sprite_%04d.%s", s+1, ext)
-			out := filepath.Join(filepath.Dir(tiles[0].file), fmt.Sprintf("o%d_sprite_%04d.%s", p.index, s+1, ext))
-			args := spriteArgs(tiles[0].file, s*perSheet+1, cols, r, len(tiles), CodecArgs(p.format, p.out.Quality), pixelFormat(p.format), out)
+			out := filepath.Join(filepath.Dir(tiles[0].file), fmt.Sprintf("o%d_sprite_%04d.%s", p.index, sheet+1, ext))
+			args := spriteArgs(tiles[0].file, sheet*perSheet+1, cols, r, len(tiles), CodecArgs(p.format, p.out.Quality), pixelFormat(p.format), out)
 			if err := e.procs.Acquire(ctx); err != nil {
 				return err
 			}
 			_, _, err := e.cfg.Runner.Run(ctx, args)
 			e.procs.Release()
 			if err != nil {
-				return fmt.Errorf("building sprite sheet %d: %w", s+1, err)
+				return fmt.Errorf("building sprite sheet %d: %w", sheet+1, err)
 			}
 			if !nonEmpty(out) {
-				return fmt.Errorf("building sprite sheet %d: ffmpeg wrote nothing", s+1)
+				return fmt.Errorf("building sprite sheet %d: ffmpeg wrote nothing", sheet+1)
 			}
-			pf := producedFile{name: name, path: out, kind: KindSprite, format: ext,
+			pf := producedFile{name: p.sheetName(sheet), path: out, kind: KindSprite, format: ext,
 				width: cols * p.geo.W, height: r * p.geo.H}
-			for i, f := range tiles {
+			for _, f := range tiles {
 				pf.frames = append(pf.frames, frameOf(f))
-				x, y := (i%cols)*p.geo.W, (i/cols)*p.geo.H
-				cues = append(cues, cue(s*perSheet+i, fmt.Sprintf("%s#xywh=%d,%d,%d,%d", name, x, y, p.geo.W, p.geo.H)))
 			}
 			p.files = append(p.files, pf)
 		}
 	}
-	vttPath := filepath.Join(filepath.Dir(p.frames[0].file), fmt.Sprintf("o%d_thumbnails.vtt", p.index))
-	if err := writeVTT(vttPath, cues); err != nil {
+	if p.chunk {
+		return nil // the series' VTT and manifest are written once its chunks are made (assemble)
+	}
+	return p.addVTT(filepath.Dir(p.frames[0].file), dur, m, x)
+}
+
+// imageName is the name of image i (0-based) of a series without sprites.
+func (p *outputPlan) imageName(i int) string {
+	return fmt.Sprintf("thumb_%04d.%s", i+1, p.format)
+}
+
+// sheetName is the name of sprite sheet s (0-based) of a series.
+func (p *outputPlan) sheetName(s int) string {
+	return fmt.Sprintf("sprite_%04d.%s", s+1, p.format)
+}
+
+// sheet returns a sprite series' layout: tiles a row, rows a sheet, and
+// tiles a sheet. A series of fewer images than a row has that many
+// columns.
+func (p *outputPlan) sheet() (cols, rows, perSheet int) {
+	cols = p.out.Columns
+	if cols <= 0 {
+		cols = defaultColumns
+	}
+	rows = p.out.Rows
+	if rows <= 0 {
+		rows = defaultRows
+	}
+	cols = max(1, min(cols, p.total))
+	return cols, rows, cols * rows
+}
+
+// cues are the WebVTT cues of a whole series: image i covers
+// [i·interval, (i+1)·interval), the last one ends at the source's end,
+// and each names its image, or its sprite sheet and tile.
+func (p *outputPlan) cues(dur time.Duration) []vtt.Cue {
+	cols, _, perSheet := 0, 0, 0
+	if p.out.Sprite {
+		cols, _, perSheet = p.sheet()
+	}
+	cues := make([]vtt.Cue, 0, p.total)
+	for i := range p.total {
+		start := time.Duration(i) * p.out.Interval
+		end := min(start+p.out.Interval, dur)
+		if i == p.total-1 {
+			end = dur
+		}
+		text := p.imageName(i)
+		if p.out.Sprite {
+			t := i % perSheet
+			text = fmt.Sprintf("%s#xywh=%d,%d,%d,%d", p.sheetName(i/perSheet), (t%cols)*p.geo.W, (t/cols)*p.geo.H, p.geo.W, p.geo.H)
+		}
+		cues = append(cues, vtt.Cue{Start: start, End: end, Text: text})
+	}
+	return cues
+}
+
+// addVTT writes a whole series' WebVTT file in dir and adds it, and then
+// the output's manifest, to its files.
+func (p *outputPlan) addVTT(dir string, dur time.Duration, m ffmpeg.Media, x *ffmpeg.FrameIndex) error {
+	vttPath := filepath.Join(dir, fmt.Sprintf("o%d_thumbnails.vtt", p.index))
+	if err := writeVTT(vttPath, p.cues(dur)); err != nil {
 		return err
 	}
 	p.files = append(p.files, producedFile{name: "thumbnails.vtt", path: vttPath, kind: KindVTT, format: "vtt"})

@@ -28,6 +28,8 @@ type PartArgs struct {
 	Parts int    `json:"parts"`
 	First int    `json:"first"`
 	Count int    `json:"count"`
+	From  int    `json:"from,omitempty"` // a chunk of a series: its images From to To-1
+	To    int    `json:"to,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -40,7 +42,7 @@ func (PartArgs) InsertOpts() river.InsertOpts {
 }
 
 func (a PartArgs) part() engine.Part {
-	return engine.Part{Token: a.Token, Index: a.Part, Parts: a.Parts, First: a.First, Count: a.Count}
+	return engine.Part{Token: a.Token, Index: a.Part, Parts: a.Parts, First: a.First, Count: a.Count, From: a.From, To: a.To}
 }
 
 var _ engine.Spreader = (*Queue[any])(nil)
@@ -53,7 +55,7 @@ func (q *Queue[TTx]) EnqueueParts(ctx context.Context, parts []engine.Part) erro
 	}
 	params := make([]river.InsertManyParams, len(parts))
 	for i, p := range parts {
-		params[i] = river.InsertManyParams{Args: PartArgs{Token: p.Token, Part: p.Index, Parts: p.Parts, First: p.First, Count: p.Count}}
+		params[i] = river.InsertManyParams{Args: PartArgs{Token: p.Token, Part: p.Index, Parts: p.Parts, First: p.First, Count: p.Count, From: p.From, To: p.To}}
 	}
 	if _, err := q.client.InsertMany(ctx, params); err != nil {
 		return fmt.Errorf("riverq: queueing parts: %w", err)
@@ -68,9 +70,9 @@ func (q *Queue[TTx]) SetPartWork(work func(ctx context.Context, p engine.Part) e
 }
 
 // PartDone implements engine.Spreader.
-func (q *Queue[TTx]) PartDone(ctx context.Context, p engine.Part) (bool, error) {
+func (q *Queue[TTx]) PartDone(ctx context.Context, p engine.Part) (int, error) {
 	if q.parts == nil {
-		return false, errors.New("riverq: only a queue on PostgreSQL spreads tasks into parts")
+		return 0, errors.New("riverq: only a queue on PostgreSQL spreads tasks into parts")
 	}
 	return q.parts.done(ctx, p)
 }
@@ -110,7 +112,7 @@ func MadeBy() string {
 // done records p as done by this process and counts the task's parts done,
 // under a transaction-scoped advisory lock on the task: of parts finishing
 // together, the last to take the lock counts them all.
-func (s *partStore) done(ctx context.Context, p engine.Part) (bool, error) {
+func (s *partStore) done(ctx context.Context, p engine.Part) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "thumbd_part:"+p.Token); err != nil {
@@ -123,9 +125,9 @@ func (s *partStore) done(ctx context.Context, p engine.Part) (bool, error) {
 		return tx.QueryRow(ctx, `SELECT count(*) FROM thumbd_part WHERE task = $1`, p.Token).Scan(&n)
 	})
 	if err != nil {
-		return false, fmt.Errorf("riverq: recording a part done: %w", err)
+		return 0, fmt.Errorf("riverq: recording a part done: %w", err)
 	}
-	return n >= p.Parts, nil
+	return n, nil
 }
 
 // sweep forgets the parts recorded more than a day ago.

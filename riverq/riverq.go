@@ -134,6 +134,7 @@ func New[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], opts Opti
 		timeout = -1 // River: no limit
 	}
 	q.client, err = river.NewClient(driver, &river.Config{
+		ID: clientID(),
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: opts.Workers},
 			CallbackKind:       {MaxWorkers: callbackWorkers},
@@ -151,6 +152,20 @@ func New[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], opts Opti
 		return nil, fmt.Errorf("riverq: %w", err)
 	}
 	return q, nil
+}
+
+// clients counts the River clients this process made.
+var clients atomic.Int32
+
+// clientID is the ID of a new River client, which River records in the
+// attempted_by of the jobs it runs: MadeBy, the name thumbd_part records
+// parts under, and for a second client in the same process (tests) a
+// number after it, since River wants each client's ID its own.
+func clientID() string {
+	if n := clients.Add(1); n > 1 {
+		return fmt.Sprintf("%s#%d", MadeBy(), n)
+	}
+	return MadeBy()
 }
 
 // Client returns the River client, for inspection.
@@ -211,9 +226,8 @@ func (q *Queue[TTx]) runPartJob(ctx context.Context, job *river.Job[PartArgs]) e
 	if work == nil {
 		return river.JobSnooze(time.Second)
 	}
-	a := job.Args
-	what := fmt.Sprintf("part %d of %d (outputs %d to %d)", a.Part+1, a.Parts, a.First, a.First+a.Count-1)
-	return q.runWork(ctx, job.JobRow, a.Token, what, func(ctx context.Context) error { return (*work)(ctx, a.part()) })
+	p := job.Args.part()
+	return q.runWork(ctx, job.JobRow, p.Token, p.String(), func(ctx context.Context) error { return (*work)(ctx, p) })
 }
 
 // runWork runs a job's work (what, when not empty, names the part of the

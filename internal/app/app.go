@@ -213,6 +213,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		UploadManifests: cfg.UploadManifests,
 		ProbeCache:      probeCache(cfg.ProbeCache),
 		PartOutputs:     partOutputs(cfg),
+		PartImages:      cfg.SpreadImages,
 	})
 	var cons http.Handler
 	if cfg.Console {

@@ -59,6 +59,7 @@ type Config struct {
 	FilesURL        string        // s3:// bucket and prefix for kept files; empty: the data directory
 	FailoverAfter   time.Duration // PostgreSQL: how long a dead instance's task waits before another runs it
 	SpreadOutputs   int           // PostgreSQL: outputs per part of a task spread over the instances (default 8); 0: not spread
+	SpreadImages    int           // PostgreSQL: images per chunk of a long series of a spread task (default 50); 0: a series is one part
 	UploadManifests bool          // every output's manifest.json goes to its destinations too
 }
 
@@ -266,6 +267,9 @@ func settings() []setting {
 		}},
 		{"spread-outputs", "THUMBD_SPREAD_OUTPUTS", "8", "with PostgreSQL, a task with more outputs than this is spread into parts of this many outputs, each a job that any instance runs, so that one large task runs on every instance at once; 0: a task runs on one instance", func(c *Config, v string) error {
 			return count(v, &c.SpreadOutputs)
+		}},
+		{"spread-images", "THUMBD_SPREAD_IMAGES", "50", "with PostgreSQL and spreading on, a series (interval) of more images than this is cut into chunks of this many (whole sprite sheets), each a part that any instance makes; 0: a series is made in one part", func(c *Config, v string) error {
+			return count(v, &c.SpreadImages)
 		}},
 	}
 }

@@ -24,7 +24,7 @@ func TestLoadConfig(t *testing.T) {
 		S3HTTPHosts: []string{"localhost", "127.0.0.1", "::1"}, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second, Metrics: true,
 		MaxSourceSize: 20 << 30, MaxUnsizedSize: 1 << 30, MinSourceRate: 16 << 10, SourceRateWindow: time.Minute,
-		S3RetryWindow: time.Minute, FailoverAfter: 15 * time.Second, MaxSourcePixels: 7680 * 4320, MaxOutputs: 100, MaxImages: 10000, ProbeCache: 256, SpreadOutputs: 8,
+		S3RetryWindow: time.Minute, FailoverAfter: 15 * time.Second, MaxSourcePixels: 7680 * 4320, MaxOutputs: 100, MaxImages: 10000, ProbeCache: 256, SpreadOutputs: 8, SpreadImages: 50,
 		Store: "sqlite", Retention: 24 * time.Hour, TaskTimeout: time.Hour, CallbackRetry: time.Minute,
 		BodyTimeout: 30 * time.Second, MaxConns: 1024,
 		Console: true,
