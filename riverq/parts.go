@@ -109,7 +109,10 @@ func MadeBy() string {
 	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
-// done records p as done by this process and counts the task's parts done,
+// done records p as done by this process, unless it is recorded already (a
+// part made again: its instance died after recording it, before River
+// recorded its job's end, and the job was rescued), and counts the task's
+// parts done,
 // under a transaction-scoped advisory lock on the task: of parts finishing
 // together, the last to take the lock counts them all.
 func (s *partStore) done(ctx context.Context, p engine.Part) (int, error) {
@@ -119,7 +122,7 @@ func (s *partStore) done(ctx context.Context, p engine.Part) (int, error) {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO thumbd_part (task, part, made_by) VALUES ($1, $2, $3)
-			ON CONFLICT (task, part) DO UPDATE SET made_by = EXCLUDED.made_by, done_at = now()`, p.Token, p.Index, s.madeBy); err != nil {
+			ON CONFLICT (task, part) DO NOTHING`, p.Token, p.Index, s.madeBy); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `SELECT count(*) FROM thumbd_part WHERE task = $1`, p.Token).Scan(&n)
