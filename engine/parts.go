@@ -326,10 +326,10 @@ func (e *Engine) assemble(ctx context.Context, token string, spec Spec, pr *part
 		if err := p.addVTT(dir, pr.media.Duration(), pr.media, pr.index); err != nil {
 			return fmt.Errorf("format[%d]: %w", i, err)
 		}
-		kept, err := e.saveManifest(ctx, token, p)
-		if err != nil {
+		if err := e.saveManifest(ctx, token, p); err != nil {
 			return fmt.Errorf("format[%d]: %w", i, err)
 		}
+		kept := e.manifestKept(token, p)
 		vf := p.files[slices.IndexFunc(p.files, func(pf producedFile) bool { return pf.kind == KindVTT })]
 		locs, err := e.store1(ctx, token, p, vf)
 		if err != nil {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,13 +19,15 @@ const saveWorkers = 8
 // saving n images would cost n².
 const saveFlushEvery = time.Second
 
-// saveJob is one produced file to store, with where it went.
+// saveJob is one produced file to store, with where it went, or an
+// output's manifest (saveManifest).
 type saveJob struct {
-	p    *outputPlan
-	pf   producedFile
-	locs []storage.Location
-	err  error
-	done chan struct{}
+	p        *outputPlan
+	pf       producedFile
+	manifest bool
+	locs     []storage.Location
+	err      error
+	done     chan struct{}
 }
 
 // save puts every produced file in its destinations, or keeps it, and
@@ -35,7 +38,7 @@ type saveJob struct {
 // clients take every images entry for a picture or the VTT); the output's
 // image entries name it (saveManifest).
 //
-// Files are stored saveWorkers at a time; their entries are recorded in
+// Manifests, then files, are stored saveWorkers at a time; entries are recorded in
 // order, in batches written about every saveFlushEvery, so that saving
 // costs the same per file whatever their number. On the first failure the
 // files stored before it in order are recorded and the error returned.
@@ -47,11 +50,12 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 	total := 0
 	manifests := map[*outputPlan]string{}
 	for _, p := range plans {
-		m, err := e.saveManifest(ctx, token, p)
-		if err != nil {
-			return err
+		manifests[p] = e.manifestKept(token, p)
+		if slices.ContainsFunc(p.files, func(pf producedFile) bool { return pf.kind == KindManifest }) {
+			jobs = append(jobs, &saveJob{p: p, manifest: true, done: make(chan struct{})})
 		}
-		manifests[p] = m
+	}
+	for _, p := range plans {
 		for _, pf := range p.files {
 			if pf.kind == KindManifest {
 				continue
@@ -71,7 +75,11 @@ func (e *Engine) save(ctx context.Context, token string, plans []*outputPlan) er
 	for range min(saveWorkers, len(jobs)) {
 		wg.Go(func() {
 			for j := range next {
-				j.locs, j.err = e.store1(ctx, token, j.p, j.pf)
+				if j.manifest {
+					j.err = e.saveManifest(ctx, token, j.p)
+				} else {
+					j.locs, j.err = e.store1(ctx, token, j.p, j.pf)
+				}
 				close(j.done)
 			}
 		})

@@ -482,42 +482,48 @@ func frameRequests(plans []*outputPlan, m ffmpeg.Media) ([]ffmpeg.FrameRequest, 
 	return reqs, frames, owner
 }
 
-// saveManifest keeps an output's manifest, under the name it has when the
-// output has no destination, and uploads it to the output's destinations
-// when asked for. It returns the kept name ("" when thumbd keeps no files).
-// A chunk of a series has no manifest yet: it returns the name the
-// series' manifest will be kept under once its chunks are made.
-func (e *Engine) saveManifest(ctx context.Context, token string, p *outputPlan) (string, error) {
+// manifestKept is the name thumbd keeps an output's manifest under: ""
+// when it keeps no files, or the output has no manifest. A chunk of a
+// series has none yet: its entries name the one the series' manifest
+// will be kept under once its chunks are made.
+func (e *Engine) manifestKept(token string, p *outputPlan) string {
+	if e.cfg.Files == nil {
+		return ""
+	}
 	if p.chunk {
-		if e.cfg.Files == nil {
-			return "", nil
-		}
-		return keptName(token, p, manifestName(p.out.Kind, "")), nil
+		return keptName(token, p, manifestName(p.out.Kind, ""))
 	}
 	i := slices.IndexFunc(p.files, func(pf producedFile) bool { return pf.kind == KindManifest })
 	if i < 0 {
-		return "", nil
+		return ""
+	}
+	return keptName(token, p, p.files[i].name)
+}
+
+// saveManifest keeps an output's manifest (manifestKept) and uploads it to
+// the output's destinations when asked for. A chunk of a series has none.
+func (e *Engine) saveManifest(ctx context.Context, token string, p *outputPlan) error {
+	i := slices.IndexFunc(p.files, func(pf producedFile) bool { return pf.kind == KindManifest })
+	if p.chunk || i < 0 {
+		return nil
 	}
 	pf := p.files[i]
 	const ct = "application/json"
-	kept := ""
-	if e.cfg.Files != nil {
-		loc, err := e.putLocal(ctx, keptName(token, p, pf.name), pf.path, ct)
-		if err != nil {
-			return "", fmt.Errorf("keeping %s: %w", pf.name, err)
+	if kept := e.manifestKept(token, p); kept != "" {
+		if _, err := e.putLocal(ctx, kept, pf.path, ct); err != nil {
+			return fmt.Errorf("keeping %s: %w", pf.name, err)
 		}
-		kept = loc.Key
 	}
 	if !e.cfg.UploadManifests && !p.out.Manifest {
-		return kept, nil
+		return nil
 	}
 	for _, d := range p.out.Destinations {
 		d.URL = manifestURL(d.URL, p.out.Kind, p.index, fmt.Sprintf("thumbnail-%d.%s", p.index, p.format))
 		if _, err := e.putObject(ctx, d, pf.path, ct); err != nil {
-			return "", err
+			return err
 		}
 	}
-	return kept, nil
+	return nil
 }
 
 // keptName is the name thumbd keeps a file of an output under: in the
