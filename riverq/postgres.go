@@ -20,6 +20,8 @@ const migrateLock = 0x7468756d62642d72 // "thumbd-r"
 // live process. A job whose process died is run again by River's rescuer
 // once it has been running longer than Options' Timeout plus Grace plus
 // five minutes (24 hours without a Timeout), or after Options' Lease.
+// A job River discards after its last attempt was lost with its process
+// has its task given up by one of the queues running.
 // Only a queue on PostgreSQL runs a task's parts (engine.Spreader); the
 // parts done are recorded in the table thumbd_part.
 func NewPostgres(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Queue[pgx.Tx], error) {
@@ -39,6 +41,7 @@ func NewPostgres(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Queue[
 	if q.parts, err = newPartStore(ctx, pool); err != nil {
 		return nil, err
 	}
+	q.discarded = &discardedJobs{pool: pool}
 	q.countTasks = func(ctx context.Context) (n int, err error) {
 		err = pool.QueryRow(ctx, countWaiting, Kind).Scan(&n)
 		return n, err

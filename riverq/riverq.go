@@ -10,6 +10,12 @@
 // uniqueness (a task token is queued at most once). A task interrupted by
 // shutdown is snoozed (River's JobSnooze(0)): it stays available and runs
 // first when a worker starts again, without counting as an attempt.
+//
+// A task, or a part of one, is given up (engine.Retrier) once, when its
+// job's last attempt fails. On PostgreSQL a job whose last attempt is lost
+// with the process running it (killed) is discarded by River's rescuer
+// instead; every queue looks for such jobs while it runs, and one of them
+// gives their tasks up.
 package riverq
 
 import (
@@ -77,6 +83,7 @@ type Queue[TTx any] struct {
 	hard   atomic.Pointer[context.Context] // with a lease: ends when a stop's grace is over
 
 	callbacks  *Callbacks[TTx]
+	discarded  *discardedJobs                         // PostgreSQL: jobs discarded without a give-up; nil on SQLite, which has none
 	countTasks func(ctx context.Context) (int, error) // Len's query, on the driver's database
 }
 
@@ -86,7 +93,10 @@ var (
 )
 
 // SetGiveUp implements engine.Retrier: giveUp is called when the last of
-// Options.MaxAttempts attempts of a task's job, or of a part's, failed.
+// Options.MaxAttempts attempts of a task's job, or of a part's, failed,
+// or, on PostgreSQL, was lost with the process running it (River's
+// rescuer discarded the job): once per job, by one of the processes
+// sharing the database.
 func (q *Queue[TTx]) SetGiveUp(giveUp func(ctx context.Context, token string, err error)) {
 	q.giveUp.Store(&giveUp)
 }
@@ -182,7 +192,8 @@ func (q *Queue[TTx]) Enqueue(ctx context.Context, token string) error {
 
 // Run implements engine.Queue: it starts River's client and returns once
 // it has stopped after ctx ended. Options.Workers is how many tasks it runs
-// at once.
+// at once. On PostgreSQL it also gives up, while it runs, the tasks of the
+// jobs River discarded after their last attempt was lost.
 func (q *Queue[TTx]) Run(ctx context.Context, work func(ctx context.Context, token string) error) error {
 	q.work.Store(&work)
 	hard, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -206,6 +217,12 @@ func (q *Queue[TTx]) Run(ctx context.Context, work func(ctx context.Context, tok
 			return nil // stopped before it began
 		}
 		return fmt.Errorf("riverq: starting River: %w", err)
+	}
+	if q.discarded != nil {
+		wctx, stopWatch := context.WithCancel(ctx)
+		watching := make(chan struct{})
+		go func() { defer close(watching); q.watchDiscarded(wctx) }()
+		defer func() { stopWatch(); <-watching }()
 	}
 	<-q.client.Stopped()
 	return nil
@@ -271,10 +288,11 @@ func (q *Queue[TTx]) runWork(ctx context.Context, job *rivertype.JobRow, token, 
 	return err
 }
 
-// gaveUp tells the engine that the last attempt of a job failed.
+// gaveUp tells the engine that the last attempt of a job failed. On
+// PostgreSQL it marks the job first (givenUpKey), so that no queue gives
+// its task up again once River has discarded it.
 func (q *Queue[TTx]) gaveUp(ctx context.Context, job *rivertype.JobRow, token, what string, err error) {
-	giveUp := q.giveUp.Load()
-	if giveUp == nil {
+	if q.giveUp.Load() == nil {
 		return
 	}
 	if what != "" {
@@ -282,7 +300,24 @@ func (q *Queue[TTx]) gaveUp(ctx context.Context, job *rivertype.JobRow, token, w
 	} else {
 		err = fmt.Errorf("it failed %d times: %w", job.Attempt, err)
 	}
-	q.opts.Logger.Error("giving up a task after its last attempt", "task", engine.Redact(token), "err", err)
+	if q.discarded != nil {
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if merr := q.discarded.mark(mctx, job.ID); merr != nil {
+			q.opts.Logger.Warn("marking a job given up", "job", job.ID, "err", merr)
+		}
+		cancel()
+	}
+	q.tellGiveUp(ctx, token, "giving up a task after its last attempt", err)
+}
+
+// tellGiveUp logs msg and calls the give-up function (SetGiveUp) with
+// token and err.
+func (q *Queue[TTx]) tellGiveUp(ctx context.Context, token, msg string, err error) {
+	giveUp := q.giveUp.Load()
+	if giveUp == nil {
+		return
+	}
+	q.opts.Logger.Error(msg, "task", engine.Redact(token), "err", err)
 	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	(*giveUp)(gctx, token, err)
