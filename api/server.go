@@ -446,7 +446,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // serveFile serves a file thumbd keeps for a task without a destination.
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "*")
-	if s.cfg.Files == nil || name == "" {
+	// Only a task's folder is served: the store may hold other folders,
+	// such as the uploads a farm shares, which are no one's to download.
+	task, _, _ := strings.Cut(name, "/")
+	if s.cfg.Files == nil || name == "" || !engine.ValidToken(task) {
 		http.NotFound(w, r)
 		return
 	}

@@ -557,6 +557,8 @@ func TestStorageNotFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	putFile(t, l, fakeTask+"/thumb_0001.png", "png")
+	// A folder that is no task's, like the uploads a farm shares.
+	putFile(t, l, "uploads/"+fakeTask+"/"+fakeTask, secret)
 	// A link inside the store that points out of it.
 	if err := os.Symlink(filepath.Join(parent, "secret.txt"), filepath.Join(l.Dir(), fakeTask, "link.png")); err != nil {
 		t.Fatal(err)
@@ -576,6 +578,7 @@ func TestStorageNotFound(t *testing.T) {
 		"/storage/" + fakeTask + "/..%2F..%2Fsecret.txt",
 		"/storage/%2E%2E%2Fsecret.txt",
 		"/storage/" + fakeTask + "/link.png",
+		"/storage/uploads/" + fakeTask + "/" + fakeTask,
 	} {
 		t.Run(p, func(t *testing.T) {
 			r := get(t, ts.URL+p)

@@ -8,6 +8,11 @@
 // belongs to the task token in its URL: Open finds it only for that token,
 // and tusd's concatenation (which could name another task's uploads) and
 // download are turned off.
+//
+// A farm of instances shares finished uploads through a bucket
+// (Config.Shared): an upload is copied there before the request that
+// finishes it is answered, and an instance without the file downloads it
+// once, into its own directory, when a task opens it.
 package upload
 
 import (
@@ -26,8 +31,10 @@ import (
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 	"github.com/tus/tusd/v2/pkg/memorylocker"
 	xslog "golang.org/x/exp/slog"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/thumbd/thumbd/engine"
+	"github.com/thumbd/thumbd/storage"
 )
 
 // Config configures a Server.
@@ -40,17 +47,24 @@ type Config struct {
 	// (https://thumbs.example.com/v1/upload_file/) or a path
 	// (/v1/upload_file/) completed with each request's host.
 	BasePath string
-	Logger   *slog.Logger
+	// Shared is the bucket a farm's instances share (THUMBD_FILES_URL), or
+	// nil for an instance on its own. When set, a finished upload is copied
+	// there before the request that finishes it is answered, and Find and
+	// Open find an upload that another instance received.
+	Shared Bucket
+	Logger *slog.Logger
 }
 
 // Server is the TUS endpoint. Mount it so that it sees paths of the form
 // /<task_token> and /<task_token>/<file id> (http.StripPrefix).
 type Server struct {
-	dir   string
-	store filestore.FileStore
-	tus   *tusd.UnroutedHandler
-	h     http.Handler
-	log   *slog.Logger
+	dir    string
+	store  filestore.FileStore
+	tus    *tusd.UnroutedHandler
+	h      http.Handler
+	log    *slog.Logger
+	shared Bucket
+	once   singleflight.Group // copies to and from the bucket, one per upload at a time
 }
 
 // taskKey carries the task token of a creation request to the hook that
@@ -69,7 +83,11 @@ func New(cfg Config) (*Server, error) {
 	composer := tusd.NewStoreComposer()
 	store.UseIn(composer)
 	memorylocker.New().UseIn(composer)
-	s := &Server{dir: cfg.Dir, store: store, log: cfg.Logger}
+	s := &Server{dir: cfg.Dir, store: store, log: cfg.Logger, shared: cfg.Shared}
+	var preFinish func(tusd.HookEvent) (tusd.HTTPResponse, error)
+	if s.shared != nil {
+		preFinish = s.preFinish
+	}
 	h, err := tusd.NewUnroutedHandler(tusd.Config{
 		StoreComposer:           composer,
 		BasePath:                cfg.BasePath,
@@ -87,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 			// segment of Location, as Qencode's clients expect.
 			return tusd.HTTPResponse{}, tusd.FileInfoChanges{ID: task + "/" + engine.NewToken()}, nil
 		},
+		PreFinishResponseCallback: preFinish,
 	})
 	if err != nil {
 		return nil, err
@@ -114,6 +133,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case !hasFile && r.Method == http.MethodPost:
 		s.tus.PostFile(w, r.WithContext(context.WithValue(r.Context(), taskKey{}, task)))
 	case hasFile && r.Method == http.MethodHead:
+		if err := s.shareFinished(r.Context(), task, file); err != nil {
+			// A finished upload that is not in the shared bucket yet (its
+			// copy failed) is not reported finished until it is.
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		r.URL.Path = task + "/" + file
 		s.tus.HeadFile(w, r)
 	case hasFile && r.Method == http.MethodPatch:
@@ -138,18 +163,43 @@ func validFileID(s string) bool { return engine.ValidToken(s) }
 // ErrNotFound means the task has no upload with that id.
 var ErrNotFound = errors.New("no upload with this id")
 
-// Find reports whether task has an upload with id, finished or not.
+// Find reports whether task has an upload with id, finished or not: in
+// this server's directory, or finished in the shared bucket.
 func (s *Server) Find(ctx context.Context, task, id string) error {
-	if _, err := s.info(ctx, task, id); err != nil {
-		return err
+	_, err := s.info(ctx, task, id)
+	if errors.Is(err, ErrNotFound) && s.shared != nil {
+		var f storage.File
+		if f, err = s.shared.OpenFile(ctx, sharedName(task, id)); err == nil {
+			f.Close()
+			return nil
+		}
+		return s.sharedError(id, err)
 	}
-	return nil
+	return err
 }
 
 // Open returns the finished upload id of task. Another task's upload is
-// not found.
+// not found. An upload another instance received is downloaded from the
+// shared bucket into this server's directory first, once however many
+// open it at the same time.
 func (s *Server) Open(ctx context.Context, task, id string) (*os.File, error) {
 	info, err := s.info(ctx, task, id)
+	if errors.Is(err, ErrNotFound) && s.shared != nil {
+		ch := s.once.DoChan("get "+task+"/"+id, func() (any, error) {
+			// The download goes on for those still waiting when the
+			// first caller gives up.
+			return nil, s.download(context.WithoutCancel(ctx), task, id)
+		})
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case res := <-ch:
+			if res.Err != nil {
+				return nil, res.Err
+			}
+		}
+		info, err = s.info(ctx, task, id)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -162,32 +212,48 @@ func (s *Server) Open(ctx context.Context, task, id string) (*os.File, error) {
 	return os.Open(filepath.Join(s.dir, task, id))
 }
 
+// notFound is the error for an upload task does not have.
+func notFound(id string) error {
+	return fmt.Errorf("tus:%s: %w for this task (the id is the last part of the upload's URL, and an upload is usable only by the task it was made for)", id, ErrNotFound)
+}
+
 func (s *Server) info(ctx context.Context, task, id string) (tusd.FileInfo, error) {
 	if !engine.ValidToken(task) || !validFileID(id) {
-		return tusd.FileInfo{}, fmt.Errorf("tus:%s: %w for this task (the id is the last part of the upload's URL, and an upload is usable only by the task it was made for)", id, ErrNotFound)
+		return tusd.FileInfo{}, notFound(id)
 	}
 	up, err := s.store.GetUpload(ctx, task+"/"+id)
 	if err != nil {
 		if errors.Is(err, tusd.ErrNotFound) {
-			return tusd.FileInfo{}, fmt.Errorf("tus:%s: %w for this task (the id is the last part of the upload's URL, and an upload is usable only by the task it was made for)", id, ErrNotFound)
+			return tusd.FileInfo{}, notFound(id)
 		}
 		return tusd.FileInfo{}, fmt.Errorf("tus:%s: %v", id, err)
 	}
 	return up.GetInfo(ctx)
 }
 
-// Remove deletes every upload of task.
+// Remove deletes every upload of task, here and in the shared bucket.
 func (s *Server) Remove(task string) error {
 	if !engine.ValidToken(task) {
 		return nil
 	}
-	return os.RemoveAll(filepath.Join(s.dir, task))
+	var errs []error
+	if s.shared != nil {
+		if err := s.shared.RemoveAll(sharedPrefix + task); err != nil {
+			errs = append(errs, fmt.Errorf("removing the shared copies of the uploads: %w", err))
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(s.dir, task)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Sweep deletes the uploads of tasks that have seen no new upload for
-// longer than age: tasks that were never started. It returns how many
-// tasks' uploads it removed.
-func (s *Server) Sweep(age time.Duration) (int, error) {
+// longer than age (tasks that were never started), with their copies in
+// the shared bucket. With a shared bucket it also deletes the uploads here
+// of a task that ended on another instance (which removed them from the
+// bucket). It returns how many tasks' uploads it removed.
+func (s *Server) Sweep(ctx context.Context, age time.Duration) (int, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return 0, err
@@ -195,6 +261,9 @@ func (s *Server) Sweep(age time.Duration) (int, error) {
 	cutoff := time.Now().Add(-age)
 	n := 0
 	for _, e := range entries {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
 		if !e.IsDir() || !engine.ValidToken(e.Name()) {
 			continue
 		}
@@ -209,10 +278,19 @@ func (s *Server) Sweep(age time.Duration) (int, error) {
 		if fi, err := e.Info(); err == nil && fi.ModTime().After(newest) {
 			newest = fi.ModTime()
 		}
-		if newest.Before(cutoff) {
-			if err := os.RemoveAll(dir); err == nil {
-				n++
+		switch {
+		case newest.Before(cutoff):
+			if s.shared != nil {
+				if err := s.shared.RemoveAll(sharedPrefix + e.Name()); err != nil {
+					s.log.Warn("removing the shared copies of old uploads", "err", err)
+					continue // kept here, so that the next sweep tries again
+				}
 			}
+		case s.shared == nil || !s.ended(ctx, e.Name()):
+			continue
+		}
+		if err := os.RemoveAll(dir); err == nil {
+			n++
 		}
 	}
 	return n, nil
@@ -228,10 +306,10 @@ func (s *Server) SweepEvery(ctx context.Context, interval, age time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := s.Sweep(age); err != nil {
+			if n, err := s.Sweep(ctx, age); err != nil && ctx.Err() == nil {
 				s.log.Warn("sweeping old uploads", "err", err)
 			} else if n > 0 {
-				s.log.Info("removed the uploads of tasks never started", "tasks", n, "older_than", age)
+				s.log.Info("removed the uploads of tasks never started or ended elsewhere", "tasks", n, "older_than", age)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package upload
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,7 +44,7 @@ func TestSweepAndRemove(t *testing.T) {
 	if err := s.Remove("../keep-me"); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.Sweep(48 * time.Hour)
+	n, err := s.Sweep(context.Background(), 48*time.Hour)
 	if err != nil || n != 1 {
 		t.Fatalf("Sweep = %d, %v; want 1 task removed", n, err)
 	}

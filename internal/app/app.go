@@ -58,7 +58,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	if err != nil {
 		return dataDirError(cfg.DataDir, err)
 	}
-	var files keptFiles = local
+	var (
+		files  keptFiles = local
+		shared upload.Bucket // the bucket a farm shares, for uploads
+	)
 	if cfg.FilesURL != "" {
 		// The operator's own bucket: a store of its own, which neither
 		// fault injection nor the guard on users' destinations touch (the
@@ -69,7 +72,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 			return fmt.Errorf("THUMBD_FILES_URL: %w", err)
 		}
 		log.Info("kept files go to a bucket", "url", kept.URL())
-		files = kept
+		files, shared = kept, kept
 	}
 	base := cfg.PublicURL
 	if base == "" {
@@ -89,7 +92,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 	if cfg.PublicURL != "" {
 		uploadBase = cfg.PublicURL + uploadBase
 	}
-	uploads, err := upload.New(upload.Config{Dir: filepath.Join(cfg.DataDir, "uploads"), MaxSize: cfg.MaxSourceSize, BasePath: uploadBase, Logger: log})
+	uploads, err := upload.New(upload.Config{Dir: filepath.Join(cfg.DataDir, "uploads"), MaxSize: cfg.MaxSourceSize, BasePath: uploadBase, Shared: shared, Logger: log})
 	if err != nil {
 		return err
 	}
