@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening chan<- str
 		return dataDirError(cfg.DataDir, err)
 	}
 	var (
-		files  keptFiles = local
+		files  keptFiles     = local
 		shared upload.Bucket // the bucket a farm shares, for uploads
 	)
 	if cfg.FilesURL != "" {
