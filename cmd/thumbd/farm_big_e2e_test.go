@@ -96,36 +96,7 @@ func TestFarmSmallTaskBehindThousandOutputs(t *testing.T) {
 	}
 
 	// Every part was recorded once, and every process made some.
-	perMaker := map[string]int{}
-	rows, err := f.pool.Query(context.Background(), `SELECT part, made_by FROM thumbd_part WHERE task = $1 ORDER BY part`, big)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for rows.Next() {
-		var part int
-		var by string
-		if err := rows.Scan(&part, &by); err != nil {
-			t.Fatal(err)
-		}
-		if part != n {
-			t.Errorf("part %d recorded, want %d", part, n)
-		}
-		n++
-		perMaker[by]++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if n != parts {
-		t.Errorf("%d parts recorded, want %d", n, parts)
-	}
-	for i, p := range procs {
-		t.Logf("process %c made %d parts", 'A'+i, perMaker[maker(p)])
-		if perMaker[maker(p)] == 0 {
-			t.Errorf("process %c (%s) made no part: %v", 'A'+i, maker(p), perMaker)
-		}
-	}
+	f.partsMade(t, big, parts, procs...)
 
 	// The small task's job ran ahead of most of the big task's parts (it
 	// waited for a part under way, not behind the queued ones). A running

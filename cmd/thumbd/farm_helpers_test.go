@@ -54,3 +54,44 @@ func maker(p *process) string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s/%d", host, p.cmd.Process.Pid)
 }
+
+// partsMade reads what thumbd_part recorded of a task's parts and checks
+// it: parts 0 to n-1, each once, and some made by each of procs. It
+// returns the maker (host/pid) of each part, and logs how many each
+// instance made.
+func (f *farm) partsMade(t *testing.T, token string, n int, procs ...*process) map[int]string {
+	t.Helper()
+	rows, err := f.pool.Query(context.Background(), `SELECT part, made_by FROM thumbd_part WHERE task = $1 ORDER BY part`, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[int]string{}
+	perMaker := map[string]int{}
+	next := 0
+	for rows.Next() {
+		var part int
+		var m string
+		if err := rows.Scan(&part, &m); err != nil {
+			t.Fatal(err)
+		}
+		if part != next {
+			t.Errorf("part %d recorded, want %d", part, next)
+		}
+		next = part + 1
+		by[part] = m
+		perMaker[m]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(by) != n {
+		t.Errorf("%d parts recorded, want %d", len(by), n)
+	}
+	t.Logf("parts made per instance: %v", perMaker)
+	for i, p := range procs {
+		if perMaker[maker(p)] == 0 {
+			t.Errorf("instance %c (%s) made no part: %v", 'A'+i, maker(p), perMaker)
+		}
+	}
+	return by
+}

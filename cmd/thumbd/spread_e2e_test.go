@@ -27,10 +27,6 @@ func TestFarmSpreadsATask(t *testing.T) {
 	settings := []string{"THUMBD_SPREAD_OUTPUTS=1", "THUMBD_MAX_OUTPUTS=200"}
 	procs := []*process{f.start(t, settings...), f.start(t, settings...), f.start(t, settings...)}
 	a := procs[0]
-	var makers []string
-	for _, p := range procs {
-		makers = append(makers, maker(p))
-	}
 
 	// 47 single thumbnails at different times, then a series of five.
 	const singles = 47
@@ -76,36 +72,7 @@ func TestFarmSpreadsATask(t *testing.T) {
 	}
 
 	// Every part was recorded once, and every process made some.
-	rows, err := pool.Query(context.Background(), `SELECT part, made_by FROM thumbd_part WHERE task = $1 ORDER BY part`, big)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perMaker := map[string]int{}
-	n := 0
-	for rows.Next() {
-		var part int
-		var by string
-		if err := rows.Scan(&part, &by); err != nil {
-			t.Fatal(err)
-		}
-		if part != n {
-			t.Errorf("part %d recorded, want %d", part, n)
-		}
-		n++
-		perMaker[by]++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("parts made per process: %v", perMaker)
-	if n != outputs {
-		t.Errorf("%d parts recorded, want %d", n, outputs)
-	}
-	for i, m := range makers {
-		if perMaker[m] == 0 {
-			t.Errorf("process %c (%s) made no part: %v", 'A'+i, m, perMaker)
-		}
-	}
+	f.partsMade(t, big, outputs, procs...)
 
 	// The small task's job started before the big task's last part did:
 	// it did not wait behind all of them.

@@ -192,35 +192,7 @@ func TestFarmSpreadSIGKILLMidPart(t *testing.T) {
 
 	// Every part recorded once, on all three instances; the killed one
 	// made again, not by B.
-	rows, err := pool.Query(context.Background(), `SELECT part, made_by FROM thumbd_part WHERE task = $1 ORDER BY part`, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recordedParts []int
-	by := map[int]string{}
-	perMaker := map[string]int{}
-	for rows.Next() {
-		var p int
-		var m string
-		if err := rows.Scan(&p, &m); err != nil {
-			t.Fatal(err)
-		}
-		recordedParts = append(recordedParts, p)
-		by[p] = m
-		perMaker[m]++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("parts made per instance: %v", perMaker)
-	if len(recordedParts) != parts || recordedParts[0] != 0 || recordedParts[parts-1] != parts-1 {
-		t.Errorf("parts recorded %v, want 0 to %d once each", recordedParts, parts-1)
-	}
-	for i, p := range procs {
-		if perMaker[maker(p)] == 0 {
-			t.Errorf("instance %c made no part: %v", 'A'+i, perMaker)
-		}
-	}
+	by := f.partsMade(t, token, parts, procs...)
 	if by[killedPart] == byB || by[killedPart] == "" {
 		t.Errorf("the killed part %d was recorded by %q, want another instance than B (%s)", killedPart, by[killedPart], byB)
 	}
