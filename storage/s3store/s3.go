@@ -183,7 +183,8 @@ func (t *target) endpoint() string { return t.scheme + "://" + t.url.HostPort() 
 // contentType, and the canned ACL, storage class and Cache-Control that dst
 // names. It retries a failed upload with exponential backoff, seeking body
 // back to its start each time, except when ctx ends or the server's answer
-// cannot change (4xx such as AccessDenied or NoSuchBucket). The error, an
+// cannot change (4xx such as AccessDenied or NoSuchBucket). A body larger
+// than a single request may carry (5 GiB) is sent in parts. The error, an
 // *Error, names the destination without credentials.
 func (s *Store) Put(ctx context.Context, dst storage.Destination, body io.ReadSeeker, size int64, contentType string) (storage.Location, error) {
 	t, err := s.target("put", dst.URL, dst.Key, dst.Secret)
@@ -225,6 +226,13 @@ func (s *Store) Put(ctx context.Context, dst storage.Destination, body io.ReadSe
 	}
 	if dst.CacheControl != "" {
 		in.CacheControl = aws.String(dst.CacheControl)
+	}
+	if size > maxSinglePut {
+		if err := s.putParts(ctx, t, client, in, body, size); err != nil {
+			return storage.Location{}, err
+		}
+		s.log.DebugContext(ctx, "s3 put in parts", "url", t.shown, "size", size)
+		return loc, nil
 	}
 	if _, err := body.Seek(0, io.SeekStart); err != nil {
 		return storage.Location{}, t.fail("put", fmt.Errorf("rewind the file: %w", err))
