@@ -99,3 +99,53 @@ func getRange(t *testing.T, u, rng string) (int, []byte) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
 }
+
+// TestFarmLastAttemptLost kills with SIGKILL the instance running a task's
+// job on its last attempt (the job's attempt count is set to its maximum
+// while B holds the task in encoding, as nine earlier failures would have
+// left it). River's rescuer then discards the job rather than run it
+// again, and another instance ends the task in error, once, saying what
+// happened, with the error and saved callbacks: the task is not left
+// encoding.
+func TestFarmLastAttemptLost(t *testing.T) {
+	f := newFarm(t)
+	settings := []string{"THUMBD_TEST_API=1", "THUMBD_FAILOVER_AFTER=2s"}
+	b := f.start(t, settings...)
+	post(t, b.base, "/_thumbd/hold", url.Values{"state": {"encoding"}}, nil)
+	rcv := newHookReceiver(t, http.StatusOK)
+	token := startTask(t, b.base, thumbQuery(f.src, map[string]any{"callback_url": rcv.url}), "")
+	waitHeld(t, b.base, token)
+	tag, err := f.pool.Exec(context.Background(), `UPDATE river_job SET attempt = max_attempts
+		WHERE kind = 'thumbd_task' AND state = 'running' AND args->>'token' = $1`, token)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("setting the running job's attempt to its last: %v rows, %v", tag.RowsAffected(), err)
+	}
+	rcv.waitForms(t, 1) // queued
+	b.kill9(t)
+	killed := time.Now()
+	a := f.start(t, settings...)
+
+	st := waitStatus(t, a.base, token, 120*time.Second, "completed", "error")
+	t.Logf("the task ended %s %v after the kill", st.Status, time.Since(killed).Round(100*time.Millisecond))
+	if st.Status != "error" || st.ErrorDescription == nil || !strings.Contains(*st.ErrorDescription, "stopped during its last attempt") {
+		t.Fatalf("task %s (%v), want error saying its instance stopped during its last attempt", st.Status, st.ErrorDescription)
+	}
+	var state string
+	var givenUp bool
+	if err := f.pool.QueryRow(context.Background(), `SELECT state, coalesce((metadata->>'thumbd_given_up')::bool, false) FROM river_job
+		WHERE kind = 'thumbd_task' AND args->>'token' = $1`, token).Scan(&state, &givenUp); err != nil {
+		t.Fatal(err)
+	}
+	if state != "discarded" || !givenUp {
+		t.Errorf("the task's job is %s (given up: %v), want discarded and given up", state, givenUp)
+	}
+	rcv.waitForms(t, 3)
+	time.Sleep(time.Second) // nothing more may come
+	var events []string
+	for _, f := range rcv.waitForms(t, 3) {
+		events = append(events, f.Get("event"))
+	}
+	if strings.Join(events, ",") != "queued,error,saved" {
+		t.Errorf("callbacks %v, want queued, error, saved", events)
+	}
+}
