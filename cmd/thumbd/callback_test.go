@@ -63,6 +63,22 @@ func (h *hookReceiver) waitForms(t *testing.T, n int) []url.Values {
 	}
 }
 
+// checkEvents waits for the receiver's callbacks to be the events want,
+// then for settle, in which nothing more may come (a task's callbacks
+// come once), and checks their events, in order.
+func (h *hookReceiver) checkEvents(t *testing.T, settle time.Duration, want ...string) {
+	t.Helper()
+	h.waitForms(t, len(want))
+	time.Sleep(settle)
+	var events []string
+	for _, f := range h.waitForms(t, len(want)) {
+		events = append(events, f.Get("event"))
+	}
+	if !slices.Equal(events, want) {
+		t.Errorf("callbacks %v, want %v", events, want)
+	}
+}
+
 // TestCallbacks runs tasks with a callback_url against a real receiver and
 // checks every field of every callback, in order.
 func TestCallbacks(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -115,15 +114,7 @@ func TestFarmSmallTaskBehindThousandOutputs(t *testing.T) {
 
 	// The task ended once: one saved callback, and a second later it is
 	// still completed with the same images.
-	rcv.waitForms(t, 2)
-	time.Sleep(time.Second)
-	var events []string
-	for _, f := range rcv.waitForms(t, 2) {
-		events = append(events, f.Get("event"))
-	}
-	if strings.Join(events, ",") != "queued,saved" {
-		t.Errorf("callbacks %v, want queued, saved", events)
-	}
+	rcv.checkEvents(t, time.Second, "queued", "saved")
 	if again, _ := status(t, a.base, big); again.Status != "completed" || len(again.Images) != outputs {
 		t.Errorf("a second later the task is %s with %d images", again.Status, len(again.Images))
 	}

@@ -139,13 +139,5 @@ func TestFarmLastAttemptLost(t *testing.T) {
 	if state != "discarded" || !givenUp {
 		t.Errorf("the task's job is %s (given up: %v), want discarded and given up", state, givenUp)
 	}
-	rcv.waitForms(t, 3)
-	time.Sleep(time.Second) // nothing more may come
-	var events []string
-	for _, f := range rcv.waitForms(t, 3) {
-		events = append(events, f.Get("event"))
-	}
-	if strings.Join(events, ",") != "queued,error,saved" {
-		t.Errorf("callbacks %v, want queued, error, saved", events)
-	}
+	rcv.checkEvents(t, time.Second, "queued", "error", "saved")
 }

@@ -88,16 +88,7 @@ func TestFarmSpreadsATask(t *testing.T) {
 	}
 
 	// One task's callbacks: queued, then saved, once.
-	rcv.waitForms(t, 2)
-	time.Sleep(500 * time.Millisecond) // nothing more may come
-	forms := rcv.waitForms(t, 2)
-	var events []string
-	for _, f := range forms {
-		events = append(events, f.Get("event"))
-	}
-	if strings.Join(events, ",") != "queued,saved" {
-		t.Errorf("callbacks %v, want queued, saved", events)
-	}
+	rcv.checkEvents(t, 500*time.Millisecond, "queued", "saved")
 
 	// A part that fails (its destination bucket does not exist) ends the
 	// task in error, once: one error and one saved callback.
@@ -116,15 +107,8 @@ func TestFarmSpreadsATask(t *testing.T) {
 		if st.Status != "error" || st.ErrorDescription == nil || !strings.Contains(*st.ErrorDescription, "no-such-bucket") {
 			t.Errorf("task %s (%v), want error naming the bucket", st.Status, st.ErrorDescription)
 		}
-		rcv.waitForms(t, 3)
-		time.Sleep(2 * time.Second) // the other parts end meanwhile: nothing more may come
-		var events []string
-		for _, f := range rcv.waitForms(t, 3) {
-			events = append(events, f.Get("event"))
-		}
-		if strings.Join(events, ",") != "queued,error,saved" {
-			t.Errorf("callbacks %v, want queued, error, saved", events)
-		}
+		// The other parts end meanwhile: they send nothing.
+		rcv.checkEvents(t, 2*time.Second, "queued", "error", "saved")
 	})
 }
 

@@ -212,15 +212,7 @@ func TestFarmSpreadSIGKILLMidPart(t *testing.T) {
 	}
 
 	// One task's callbacks: queued, then saved, once.
-	rcv.waitForms(t, 2)
-	time.Sleep(time.Second) // nothing more may come
-	var events []string
-	for _, f := range rcv.waitForms(t, 2) {
-		events = append(events, f.Get("event"))
-	}
-	if strings.Join(events, ",") != "queued,saved" {
-		t.Errorf("callbacks %v, want queued, saved", events)
-	}
+	rcv.checkEvents(t, time.Second, "queued", "saved")
 }
 
 // mustPath is the path of a URL.
