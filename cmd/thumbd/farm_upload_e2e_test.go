@@ -28,15 +28,7 @@ func TestFarmDirectUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, code := node(t, "tus-upload.js", "THUMBD_ENDPOINT="+a.base, "THUMBD_API_KEY=e2e-test-key-0001",
-		"FILE="+clip, "CHUNK_SIZE=100000", "TIMEOUT_MS=60000")
-	if code != 0 {
-		t.Fatalf("tus-upload.js exited %d: %s", code, stderr)
-	}
-	var up tusResult
-	if err := json.Unmarshal([]byte(stdout), &up); err != nil {
-		t.Fatalf("tus-upload.js printed %q: %v", stdout, err)
-	}
+	up := tusUpload(t, a.base, clip, "CHUNK_SIZE=100000")
 	if up.UploadURL != a.base+"/v1/upload_file" {
 		t.Errorf("upload_url = %q, want A's own %q", up.UploadURL, a.base+"/v1/upload_file")
 	}

@@ -197,15 +197,14 @@ type tusResult struct {
 	OffsetAtResume int64  `json:"offset_at_resume"`
 }
 
-// TestTusUploadThroughNodeSDK uploads the clip with the real tus-js-client,
-// aborting after a first chunk and resuming from the offset the server
-// reports, then starts the same task with source "tus:<file id>" through
-// the Node SDK. Another task cannot use the upload.
-func TestTusUploadThroughNodeSDK(t *testing.T) {
-	base := startThumbd(t, nil)
-	clip, _ := filepath.Abs("../../testdata/clip.mp4")
-	stdout, stderr, code := node(t, "tus-upload.js", "THUMBD_ENDPOINT="+base, "THUMBD_API_KEY=e2e-test-key-0001",
-		"FILE="+clip, "ABORT_AFTER_BYTES=150000", "TIMEOUT_MS=60000")
+// tusUpload runs e2e/node/tus-upload.js against the thumbd at base: it
+// creates a task and uploads file to its upload_url with tus-js-client
+// (env adds the script's settings: CHUNK_SIZE, ABORT_AFTER_BYTES), and
+// returns what the script printed.
+func tusUpload(t *testing.T, base, file string, env ...string) tusResult {
+	t.Helper()
+	env = append([]string{"THUMBD_ENDPOINT=" + base, "THUMBD_API_KEY=e2e-test-key-0001", "FILE=" + file, "TIMEOUT_MS=60000"}, env...)
+	stdout, stderr, code := node(t, "tus-upload.js", env...)
 	if code != 0 {
 		t.Fatalf("tus-upload.js exited %d: %s", code, stderr)
 	}
@@ -213,6 +212,17 @@ func TestTusUploadThroughNodeSDK(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &up); err != nil {
 		t.Fatalf("tus-upload.js printed %q: %v", stdout, err)
 	}
+	return up
+}
+
+// TestTusUploadThroughNodeSDK uploads the clip with the real tus-js-client,
+// aborting after a first chunk and resuming from the offset the server
+// reports, then starts the same task with source "tus:<file id>" through
+// the Node SDK. Another task cannot use the upload.
+func TestTusUploadThroughNodeSDK(t *testing.T) {
+	base := startThumbd(t, nil)
+	clip, _ := filepath.Abs("../../testdata/clip.mp4")
+	up := tusUpload(t, base, clip, "ABORT_AFTER_BYTES=150000")
 	t.Logf("%+v", up)
 	if up.UploadURL != base+"/v1/upload_file" {
 		t.Errorf("upload_url = %q, want %q", up.UploadURL, base+"/v1/upload_file")
