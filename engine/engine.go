@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"golang.org/x/sync/singleflight"
 	"time"
 
 	"github.com/thumbd/thumbd/ffmpeg"
@@ -128,6 +130,7 @@ type Engine struct {
 	procs    ffmpeg.Slots // one slot per ffmpeg process allowed to run (THUMBD_WORKERS)
 	encoders *encoders    // what the runner's ffmpeg said of its encoders
 	probes   *ffmpeg.ProbeCache
+	indexing singleflight.Group // by source content key: one index build at a time
 
 	mu      sync.Mutex
 	closed  bool

@@ -307,10 +307,7 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 		// index or not.
 		index = nil
 	case index == nil && wantIndex(spec, media, isLocal(source)):
-		index = e.index(ctx, token, src, media)
-		if index != nil {
-			e.probes.Put(key, media, index)
-		}
+		index = e.indexOnce(ctx, token, key, src, media)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -394,6 +391,34 @@ func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir strin
 // megapixels renders a pixel count: 33.2 megapixels.
 func megapixels(n int64) string {
 	return fmt.Sprintf("%.1f megapixels", float64(n)/1e6)
+}
+
+// indexOnce is index for a source whose content is named key, at most one
+// run at a time per key: a task that needs the index of a source another
+// task (or another part of the same task) is reading waits for that run
+// and shares its index, rather than read the whole source again. The
+// index is kept in the probe cache.
+func (e *Engine) indexOnce(ctx context.Context, token, key, src string, m ffmpeg.Media) *ffmpeg.FrameIndex {
+	if key == "" {
+		return e.index(ctx, token, src, m)
+	}
+	ch := e.indexing.DoChan(key, func() (any, error) {
+		if _, x, ok := e.probes.Get(key); ok && x != nil {
+			return x, nil // indexed while this task was probing
+		}
+		x := e.index(ctx, token, src, m)
+		if x != nil {
+			e.probes.Put(key, m, x)
+		}
+		return x, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil
+	case r := <-ch:
+		x, _ := r.Val.(*ffmpeg.FrameIndex)
+		return x
+	}
 }
 
 // index reads the frame index of the source's video stream. A source that
