@@ -250,7 +250,11 @@ func (e *Engine) runPart(ctx context.Context, part Part) error {
 	}
 	e.log.Debug("part done", "task", Redact(token), "part", part.Index, "parts", part.Parts, "took", time.Since(began))
 	if done < part.Parts {
-		e.update(ctx, token, func(s *Snapshot) { s.Percent = max(s.Percent, min(99, 5+94*float64(done)/float64(part.Parts))) })
+		e.update(ctx, token, func(s *Snapshot) {
+			if !s.State.Done() { // another part may have failed meanwhile
+				s.Percent = max(s.Percent, min(99, 5+94*float64(done)/float64(part.Parts)))
+			}
+		})
 		return nil
 	}
 	err = e.assemble(ctx, token, *rec.Spec, pr)
