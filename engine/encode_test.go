@@ -79,7 +79,7 @@ func runSpec(t *testing.T, runner ffmpeg.Runner, spec Spec) (Snapshot, *recordin
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	runErr := e.execute(ctx, token, spec, dir)
+	runErr := e.execute(ctx, token, spec, dir, nil)
 	snap, err := e.Status(ctx, token)
 	if err != nil {
 		t.Fatal(err)

@@ -27,11 +27,12 @@ func (c countMessages) WithGroup(string) slog.Handler      { return c }
 
 // keyedSources hands ffmpeg http(s) URLs as they are, as the engine does
 // without Sources, naming their content by their URL (the gateway names it
-// by the URL and the origin's validators).
-type keyedSources struct{}
+// by the URL and the origin's validators), and counts the opens.
+type keyedSources struct{ opens atomic.Int32 }
 
-func (keyedSources) Check(context.Context, string, string) error { return nil }
-func (keyedSources) Open(_ context.Context, _, raw string) (OpenSource, error) {
+func (*keyedSources) Check(context.Context, string, string) error { return nil }
+func (k *keyedSources) Open(_ context.Context, _, raw string) (OpenSource, error) {
+	k.opens.Add(1)
 	return keyed{direct{url: raw, name: raw}}, nil
 }
 
@@ -46,7 +47,7 @@ func (k keyed) ContentKey() string { return k.url }
 func TestIndexOnce(t *testing.T) {
 	var indexed atomic.Int32
 	h := newHarnessWith(t, func(c *Config) {
-		c.Workers, c.Sources = 4, keyedSources{}
+		c.Workers, c.Sources = 4, &keyedSources{}
 		c.Logger = slog.New(countMessages{msg: "source indexed", n: &indexed})
 	})
 	const tasks = 4
@@ -66,5 +67,22 @@ func TestIndexOnce(t *testing.T) {
 	}
 	if n := indexed.Load(); n != 1 {
 		t.Errorf("the source was indexed %d times for %d tasks at once, want once", n, tasks)
+	}
+}
+
+// TestSeriesSourceOpenedOnce runs, on a queue that spreads, a series too
+// short to be cut into chunks: the source the task job opened to count
+// its images is the one the task is made from, opened once.
+func TestSeriesSourceOpenedOnce(t *testing.T) {
+	sources := &keyedSources{}
+	sq := &memSpreader{MemoryQueue: NewMemoryQueue(16, 2), done: map[string]map[int]bool{}}
+	h := newHarnessWith(t, func(c *Config) { c.Queue, c.PartOutputs, c.PartImages, c.Sources = sq, 8, 50, sources })
+	s := h.run(t, "clip.mp4", Output{Kind: KindThumbnails, Interval: time.Second, Width: 64})
+	mustComplete(t, s)
+	if got := len(imagesOf(s, 0, KindImage)); got != 10 {
+		t.Errorf("%d images, want 10", got)
+	}
+	if n := sources.opens.Load(); n != 1 {
+		t.Errorf("the source was opened %d times, want once", n)
 	}
 }

@@ -89,15 +89,17 @@ func (p *partRun) replaces(i, n int) bool {
 // queue can run parts, and the task has more outputs than one part makes
 // or a series of more images than Config.PartImages. Outputs are grouped
 // PartOutputs to a part, in order; such a series is cut into chunks of
-// about PartImages images (whole sprite sheets), each a part.
-func (e *Engine) spreads(ctx context.Context, token string, spec Spec) []Part {
+// about PartImages images (whole sprite sheets), each a part. The source
+// it opened to count a series' images, if any, is returned open, for the
+// caller to run the task with when it is not spread, and to close.
+func (e *Engine) spreads(ctx context.Context, token string, spec Spec) ([]Part, OpenSource) {
 	n := e.cfg.PartOutputs
 	if _, ok := e.queue.(Spreader); !ok || n <= 0 || onlyMetadata(spec) {
-		return nil
+		return nil, nil
 	}
-	chunks := e.chunks(ctx, token, spec)
+	chunks, source := e.chunks(ctx, token, spec)
 	if len(spec.Outputs) <= n && len(chunks) == 0 {
-		return nil
+		return nil, source
 	}
 	var parts []Part
 	group := func(first, end int) {
@@ -117,22 +119,22 @@ func (e *Engine) spreads(ctx context.Context, token string, spec Spec) []Part {
 	for i := range parts {
 		parts[i].Token, parts[i].Index, parts[i].Parts = token, i, len(parts)
 	}
-	return parts
+	return parts, source
 }
 
 // chunks returns the chunks (Part.From, To) of each series of spec with
 // more images than Config.PartImages, by output. It probes the source to
-// count the images (or takes what the probe cache knows); a source it
-// cannot read is not chunked, and the run of the task says what is wrong
-// with it.
-func (e *Engine) chunks(ctx context.Context, token string, spec Spec) map[int][]Part {
+// count the images (or takes what the probe cache knows), and returns it
+// open; a source it cannot read is not chunked, and the run of the task
+// says what is wrong with it.
+func (e *Engine) chunks(ctx context.Context, token string, spec Spec) (map[int][]Part, OpenSource) {
 	size := e.cfg.PartImages
 	if size <= 0 || !slices.ContainsFunc(spec.Outputs, func(o Output) bool { return o.Kind == KindThumbnails }) {
-		return nil
+		return nil, nil
 	}
-	media, ok := e.measure(ctx, token, spec.Source)
-	if !ok {
-		return nil
+	media, source := e.measure(ctx, token, spec.Source)
+	if source == nil {
+		return nil, nil
 	}
 	chunks := map[int][]Part{}
 	for i, o := range spec.Outputs {
@@ -155,30 +157,31 @@ func (e *Engine) chunks(ctx context.Context, token string, spec Spec) map[int][]
 			chunks[i] = append(chunks[i], Part{First: i, Count: 1, From: from, To: min(from+step, p.total)})
 		}
 	}
-	return chunks
+	return chunks, source
 }
 
-// measure probes a source, or takes what the probe cache knows of it. It
-// reports false when the source cannot be read.
-func (e *Engine) measure(ctx context.Context, token, src string) (ffmpeg.Media, bool) {
+// measure opens a source and probes it, or takes what the probe cache
+// knows of it (where the task's run finds it again). It returns the
+// source open, or nil when it cannot be read.
+func (e *Engine) measure(ctx context.Context, token, src string) (ffmpeg.Media, OpenSource) {
 	source, err := e.openSource(ctx, token, src)
 	if err != nil {
-		return ffmpeg.Media{}, false
+		return ffmpeg.Media{}, nil
 	}
-	defer source.Close()
 	key := contentKey(source)
 	if media, _, ok := e.probes.Get(key); ok {
-		return media, true
+		return media, source
 	}
 	media, err := e.cfg.Runner.Probe(ctx, source.URL())
 	if err == nil {
 		err = source.Failure()
 	}
 	if err != nil {
-		return ffmpeg.Media{}, false
+		source.Close()
+		return ffmpeg.Media{}, nil
 	}
 	e.probes.Put(key, media, nil)
-	return media, true
+	return media, source
 }
 
 // spread queues a task's parts in place of running it. The task is then
@@ -371,7 +374,7 @@ func (e *Engine) attemptPart(ctx context.Context, token string, spec Spec, part 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	err := e.execute(ctx, token, spec, dir)
+	err := e.execute(ctx, token, spec, dir, nil)
 	if err != nil && errors.Is(context.Cause(ctx), errTaskTimeout) {
 		return &timeLimitError{Limit: e.cfg.TaskTimeout}
 	}

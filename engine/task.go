@@ -26,13 +26,17 @@ func (e *Engine) runTask(ctx context.Context, token string) error {
 	if rec == nil {
 		return err
 	}
-	if parts := e.spreads(ctx, token, *rec.Spec); parts != nil {
+	parts, opened := e.spreads(ctx, token, *rec.Spec)
+	if opened != nil {
+		defer opened.Close()
+	}
+	if parts != nil {
 		return e.spread(ctx, token, parts)
 	}
 	ctx, untrack := e.track(ctx, token)
 	defer untrack()
 	began := time.Now()
-	err = e.attempt(ctx, token, rec)
+	err = e.attempt(ctx, token, rec, opened)
 	switch {
 	case errors.Is(context.Cause(ctx), errForgotten):
 		e.log.Info("task forgotten while it ran", "task", Redact(token))
@@ -64,7 +68,7 @@ func (e *Engine) claim(ctx context.Context, token string) (*TaskRecord, error) {
 // directory, then the Gate's hold on the state it ends in. A task that ran
 // past Config.TaskTimeout, or past the queue's deadline, fails with a
 // *timeLimitError.
-func (e *Engine) attempt(ctx context.Context, token string, rec *TaskRecord) error {
+func (e *Engine) attempt(ctx context.Context, token string, rec *TaskRecord, opened OpenSource) error {
 	if rec.Snap.State != StateQueued || len(rec.Snap.Images) > 0 {
 		// It ran before and was cut short (a crash): what it stored then
 		// is not reported; it is all made again.
@@ -80,7 +84,7 @@ func (e *Engine) attempt(ctx context.Context, token string, rec *TaskRecord) err
 		tctx, cancel = context.WithTimeoutCause(ctx, e.cfg.TaskTimeout, errTaskTimeout)
 	}
 	defer cancel()
-	err := e.work(tctx, token, *rec.Spec)
+	err := e.work(tctx, token, *rec.Spec, opened)
 	if ctx.Err() == nil {
 		err = e.enterFinal(tctx, token, err)
 	}
@@ -91,14 +95,14 @@ func (e *Engine) attempt(ctx context.Context, token string, rec *TaskRecord) err
 }
 
 // work makes a task's outputs in a scratch directory of its own, removed
-// afterwards.
-func (e *Engine) work(ctx context.Context, token string, spec Spec) error {
+// afterwards, reading the source opened when there is one.
+func (e *Engine) work(ctx context.Context, token string, spec Spec, opened OpenSource) error {
 	dir := filepath.Join(e.cfg.WorkDir, token)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	return e.execute(ctx, token, spec, dir)
+	return e.execute(ctx, token, spec, dir, opened)
 }
 
 // enterFinal passes the Gate for the state a task ends in, given the
@@ -263,15 +267,20 @@ type producedFile struct {
 	video         *videoFile // set for an mp4 or webm output
 }
 
-func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir string) error {
+// execute makes a task's outputs (or a part's) in dir and saves them. It
+// reads the source opened (left open) when there is one, else opens it.
+func (e *Engine) execute(ctx context.Context, token string, spec Spec, dir string, opened OpenSource) error {
 	if err := e.progress(ctx, token, StateDownloading, 1); err != nil {
 		return err
 	}
-	source, err := e.openSource(ctx, token, spec.Source)
-	if err != nil {
-		return err
+	var err error
+	source := opened
+	if source == nil {
+		if source, err = e.openSource(ctx, token, spec.Source); err != nil {
+			return err
+		}
+		defer source.Close()
 	}
-	defer source.Close()
 	src := source.URL()
 	if onlyMetadata(spec) {
 		// ffprobe's description is all that is asked for: no video stream
